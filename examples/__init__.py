@@ -1,0 +1,4 @@
+"""Runnable examples.
+
+``python -m examples.engineio_echo`` and ``python -m examples.socketio_reference``.
+"""

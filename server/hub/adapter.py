@@ -1,0 +1,100 @@
+"""Rooms, and delivery of one encoded broadcast to every socket it is for.
+
+The in-memory adapter is the narrow interface a cross-process adapter (the Redis bridge)
+implements too: add and remove memberships, broadcast, list sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from server.hub.engine import Wire
+from server.hub.protocol import socketio as sio
+
+if TYPE_CHECKING:
+    from server.hub.namespace import Namespace
+    from server.hub.socket import Socket
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastOptions:
+    rooms: frozenset[str] = frozenset()
+    except_rooms: frozenset[str] = frozenset()
+    volatile: bool = False
+    #: Only this process: never relayed to other nodes.
+    local: bool = False
+
+
+@dataclass(slots=True)
+class Adapter:
+    nsp: Namespace
+    rooms: dict[str, set[str]] = field(default_factory=dict)
+    sids: dict[str, set[str]] = field(default_factory=dict)
+
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        mine = self.sids.setdefault(sid, set())
+        for room in rooms:
+            mine.add(room)
+            self.rooms.setdefault(room, set()).add(sid)
+
+    def delete(self, sid: str, room: str) -> None:
+        mine = self.sids.get(sid)
+        if mine is not None:
+            mine.discard(room)
+        members = self.rooms.get(room)
+        if members is not None:
+            members.discard(sid)
+            if not members:
+                del self.rooms[room]
+
+    def delete_all(self, sid: str) -> None:
+        for room in self.sids.pop(sid, ()):
+            members = self.rooms.get(room)
+            if members is not None:
+                members.discard(sid)
+                if not members:
+                    del self.rooms[room]
+
+    def socket_rooms(self, sid: str) -> set[str]:
+        return set(self.sids.get(sid, ()))
+
+    def matching(self, opts: BroadcastOptions) -> Iterator[Socket]:
+        """The connected sockets a broadcast with ``opts`` reaches, each once."""
+        sockets = self.nsp.sockets
+        excluded: set[str] = set()
+        for room in opts.except_rooms:
+            excluded.update(self.rooms.get(room, ()))
+        if opts.rooms:
+            seen: set[str] = set()
+            for room in opts.rooms:
+                for sid in self.rooms.get(room, ()):
+                    if sid in seen or sid in excluded:
+                        continue
+                    seen.add(sid)
+                    socket = sockets.get(sid)
+                    if socket is not None:
+                        yield socket
+        else:
+            for sid, socket in list(sockets.items()):
+                if sid not in excluded:
+                    yield socket
+
+    def broadcast(self, packet: sio.Packet, opts: BroadcastOptions) -> int:
+        """Encode once, queue for every recipient; returns how many it was queued for."""
+        wire = Wire.messages(sio.encode(packet))
+        count = 0
+        for socket in list(self.matching(opts)):
+            if socket.client.session.send(wire, volatile=opts.volatile):
+                count += 1
+        return count
+
+    def broadcast_with_ack(self, packet: sio.Packet, opts: BroadcastOptions) -> list[Socket]:
+        """Like :meth:`broadcast`, returning the sockets the packet was queued for."""
+        wire = Wire.messages(sio.encode(packet))
+        reached = []
+        for socket in list(self.matching(opts)):
+            if socket.client.session.send(wire, volatile=opts.volatile):
+                reached.append(socket)
+        return reached

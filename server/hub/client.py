@@ -1,0 +1,196 @@
+"""One Engine.IO session seen by Socket.IO: packet decoding and its namespace sockets."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from server.hub.engine import Session, Wire
+from server.hub.errors import ConnectRefused
+from server.hub.protocol import ProtocolError
+from server.hub.protocol import socketio as sio
+from server.hub.socket import Handshake, Socket, call
+
+if TYPE_CHECKING:
+    from server.hub.namespace import Handler, Namespace
+    from server.hub.server import Hub
+
+log = logging.getLogger("hub")
+
+
+class Client:
+    """The :class:`~server.hub.engine.SessionHandler` of a Socket.IO connection.
+
+    Event handlers run in the session's nursery, so they belong to the connection's task
+    tree and are cancelled with it. At most ``hub.max_handlers`` async handlers run at once
+    per connection; past that the reader waits, and TCP pushes back on the client.
+    """
+
+    def __init__(self, hub: Hub, session: Session) -> None:
+        self.hub = hub
+        self.session = session
+        self.decoder = sio.Decoder(hub.max_attachments)
+        self.sockets: dict[str, Socket] = {}
+        self._slots = trio.Semaphore(hub.max_handlers)
+        assert session.nursery is not None
+        session.nursery.start_soon(self._connect_timeout)
+
+    def send_packet(self, packet: sio.Packet, *, volatile: bool = False) -> bool:
+        return self.session.send(Wire.messages(sio.encode(packet)), volatile=volatile)
+
+    async def _connect_timeout(self) -> None:
+        await trio.sleep(self.hub.connect_timeout)
+        if not self.sockets:
+            log.info("session %s joined no namespace in time: closing", self.session.sid)
+            self.session.close("connect timeout")
+
+    # ---- SessionHandler ----------------------------------------------------------------
+    async def on_message(self, data: str | bytes) -> None:
+        self.hub.stats["packets_in"] += 1
+        try:
+            packet = self.decoder.feed(data)
+        except ProtocolError as exc:
+            self.hub.stats["parse_errors"] += 1
+            log.info("session %s sent a malformed packet (%s): closing", self.session.sid, exc)
+            self.session.close("parse error")
+            return
+        if packet is None:
+            return
+        if packet.type is sio.PacketType.CONNECT:
+            await self._connect(packet.nsp, packet.data or {})
+            return
+        socket = self.sockets.get(packet.nsp)
+        if socket is not None:
+            await socket._on_packet(packet)
+
+    async def on_close(self, reason: str) -> None:
+        for socket in list(self.sockets.values()):
+            await socket._on_close(reason)
+
+    # ---- namespaces --------------------------------------------------------------------
+    async def _connect(self, name: str, auth: dict[str, Any]) -> None:
+        nsp = self.hub.namespaces.get(name)
+        if nsp is None:
+            self._refuse(name, "Invalid namespace")
+            return
+        if name in self.sockets:
+            log.info("session %s connected twice to %s: ignored", self.session.sid, name)
+            return
+        request = self.session.request
+        handshake = Handshake(
+            auth=auth,
+            query=request.query,
+            headers=request.headers,
+            address=request.address[0] if request.address else None,
+            time=request.time,
+            url=request.url,
+            secure=request.secure,
+        )
+        socket = Socket(secrets.token_urlsafe(15), nsp, self, handshake)
+        try:
+            await nsp.run_middlewares(socket)
+        except ConnectRefused as refusal:
+            self._refuse(name, refusal.message, refusal.data)
+            return
+        except Exception:
+            self.hub.stats["handler_errors"] += 1
+            log.exception("middleware of %s failed", name)
+            self._refuse(name, "Internal server error")
+            return
+        if not self.session.is_open:
+            return
+        socket.connected = True
+        self.sockets[name] = socket
+        nsp.sockets[socket.id] = socket
+        nsp.adapter.add_all(socket.id, (socket.id,))
+        self.send_packet(sio.Packet(sio.PacketType.CONNECT, name, {"sid": socket.id}))
+        handler = nsp.handler_for("connect")
+        if handler is not None:
+            await self._start(nsp, handler, (socket,), socket, None, "connect")
+
+    def _refuse(self, name: str, message: str, data: Any = None) -> None:
+        body: dict[str, Any] = {"message": message}
+        if data is not None:
+            body["data"] = data
+        self.send_packet(sio.Packet(sio.PacketType.CONNECT_ERROR, name, body))
+
+    async def disconnect_all(self) -> None:
+        for socket in list(self.sockets.values()):
+            await socket.disconnect()
+        self.session.close("forced server close")
+
+    # ---- events ------------------------------------------------------------------------
+    async def dispatch(
+        self, socket: Socket, event: str, args: tuple[Any, ...], ack_id: int | None
+    ) -> None:
+        nsp = socket.nsp
+        for catch_all in nsp.any_handlers:
+            await self._start(nsp, catch_all, (socket, event, *args), socket, None, event)
+        handler = nsp.handler_for(event)
+        if handler is not None:
+            await self._start(nsp, handler, (socket, *args), socket, ack_id, event)
+
+    async def _start(
+        self,
+        nsp: Namespace,
+        handler: Handler,
+        args: tuple[Any, ...],
+        socket: Socket,
+        ack_id: int | None,
+        event: str,
+    ) -> None:
+        """Run a plain handler now; start an async one in order, within the bound."""
+        if not nsp.is_async(handler):
+            self._finish(socket, ack_id, event, *_run_sync(handler, args))
+            return
+        await self._slots.acquire()
+        nursery = self.session.nursery
+        if nursery is None or not self.session.is_open:
+            self._slots.release()
+            return
+        await nursery.start(self._run_async, handler, args, socket, ack_id, event)
+
+    async def _run_async(
+        self,
+        handler: Handler,
+        args: tuple[Any, ...],
+        socket: Socket,
+        ack_id: int | None,
+        event: str,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        try:
+            task_status.started()
+            try:
+                result = await call(handler, *args)
+            except Exception as exc:
+                self._finish(socket, ack_id, event, None, exc)
+                return
+            self._finish(socket, ack_id, event, result, None)
+        finally:
+            self._slots.release()
+
+    def _finish(
+        self,
+        socket: Socket,
+        ack_id: int | None,
+        event: str,
+        result: Any,
+        error: BaseException | None,
+    ) -> None:
+        if error is not None:
+            self.hub.stats["handler_errors"] += 1
+            log.error("handler of %r in %s failed", event, socket.nsp.name, exc_info=error)
+            return
+        if ack_id is not None:
+            socket._answer(ack_id, result)
+
+
+def _run_sync(handler: Handler, args: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
+    try:
+        return handler(*args), None
+    except Exception as exc:
+        return None, exc

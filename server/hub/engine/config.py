@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Settings of an Engine.IO server; times are in seconds (the handshake sends ms).
+
+    The defaults are Node's ``engine.io`` defaults, so a stock client sees the same handshake.
+    """
+
+    path: str = "/socket.io/"
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+    #: Largest message (WebSocket) or request body (polling) accepted, in bytes.
+    max_payload: int = 1_000_000
+    upgrade_timeout: float = 10.0
+    transports: tuple[str, ...] = ("polling", "websocket")
+    #: Origins allowed to use the server from a browser: ``("*",)`` allows any; same-origin
+    #: requests and requests without an ``Origin`` header are always allowed.
+    cors_origins: tuple[str, ...] = ()
+    #: Outbound packets a session may have queued before it counts as a slow consumer.
+    max_queue: int = 1024
+    #: Deadline for a closed session's clean-up (``disconnect`` handlers).
+    cleanup_timeout: float = 5.0
+    max_header_bytes: int = 16 * 1024
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/"):
+            raise ValueError("path must start with '/'")
+        if not self.path.endswith("/"):
+            object.__setattr__(self, "path", self.path + "/")
+        unknown = set(self.transports) - {"polling", "websocket"}
+        if unknown or not self.transports:
+            raise ValueError(f"transports must be polling and/or websocket, not {unknown}")
+        if self.ping_interval <= 0 or self.ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive")

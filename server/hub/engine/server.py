@@ -1,0 +1,556 @@
+"""The Engine.IO server: one Trio listener serving long-polling (h11) and WebSocket (wsproto).
+
+Task tree::
+
+    EngineServer.serve
+    ├── heartbeat (one timer for every session)
+    ├── sessions nursery ── Session.run, one per session (its handlers run in its own nursery)
+    └── connections nursery ── one task per TCP connection
+            ├── HTTP requests, one after another (a GET may wait for packets)
+            └── or, after an upgrade: WebSocket reader + writer
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import h11
+import trio
+
+from server.hub.engine.config import EngineConfig
+from server.hub.engine.cors import Headers, OriginPolicy
+from server.hub.engine.heartbeat import Heartbeat
+from server.hub.engine.session import DuplicatePoll, RequestInfo, Session, SessionHandler
+from server.hub.engine.websocket import CLOSE_PROTOCOL_ERROR, WebSocketTransport
+from server.hub.engine.wire import Wire
+from server.hub.protocol import ProtocolError
+from server.hub.protocol import engineio as eio
+
+log = logging.getLogger("hub.engine")
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#: A keep-alive connection with no request in this long is closed.
+IDLE_TIMEOUT = 60.0
+
+# The error codes and messages of the reference server, in its JSON error body.
+TRANSPORT_UNKNOWN = (0, "Transport unknown")
+UNKNOWN_SID = (1, "Session ID unknown")
+BAD_HANDSHAKE_METHOD = (2, "Bad handshake method")
+BAD_REQUEST = (3, "Bad request")
+FORBIDDEN = (4, "Forbidden")
+UNSUPPORTED_PROTOCOL_VERSION = (5, "Unsupported protocol version")
+
+HandlerFactory = Callable[[Session], SessionHandler]
+
+
+class PollingTransport:
+    """Long-polling has no connection of its own: requests come and go, the session waits."""
+
+    name = "polling"
+
+    def notify(self) -> None:
+        pass  # the session wakes a pending GET itself
+
+
+class _Upgraded(Exception):
+    """The connection became a WebSocket and has been served to its end."""
+
+
+class EngineServer:
+    def __init__(self, config: EngineConfig, handler_factory: HandlerFactory) -> None:
+        self.config = config
+        self.handler_factory = handler_factory
+        self.sessions: dict[str, Session] = {}
+        self.heartbeat = Heartbeat(config.ping_interval, config.ping_timeout)
+        self.policy = OriginPolicy(config.cors_origins)
+        self._session_nursery: trio.Nursery | None = None
+        self.accepting = True
+        self._running = 0
+        self._all_closed = trio.Event()
+        self._all_closed.set()
+
+    # ---- serving -------------------------------------------------------------------------
+    async def serve(
+        self,
+        host: str | None,
+        port: int,
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port`` until cancelled; ``task_status`` gets the listeners."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.run_sessions)
+            nursery.start_soon(trio.serve_listeners, self.handle_stream, listeners)
+            task_status.started(listeners)
+
+    async def run_sessions(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The nursery every session lives in, and the heartbeat timer."""
+        async with trio.open_nursery() as nursery:
+            self._session_nursery = nursery
+            nursery.start_soon(self.heartbeat.run)
+            task_status.started()
+
+    def close_all(self, reason: str = "server shutting down") -> None:
+        self.accepting = False
+        for session in list(self.sessions.values()):
+            session.close(reason)
+
+    async def _open_session(self, request: RequestInfo, transport: Any) -> Session:
+        assert self._session_nursery is not None, "EngineServer.run_sessions is not running"
+        session = Session(self.config, self.heartbeat, request, transport, self._remove)
+        self.sessions[session.sid] = session
+        await self._session_nursery.start(self._run_session, session)
+        return session
+
+    async def _run_session(
+        self, session: Session, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        if self._running == 0:
+            self._all_closed = trio.Event()
+        self._running += 1
+        try:
+            await session.run(self.handler_factory, task_status=task_status)
+        finally:
+            self._running -= 1
+            if self._running == 0:
+                self._all_closed.set()
+
+    async def wait_all_closed(self) -> None:
+        """Return once every session has closed and finished its clean-up."""
+        await self._all_closed.wait()
+
+    def _remove(self, session: Session) -> None:
+        if self.sessions.get(session.sid) is session:
+            del self.sessions[session.sid]
+
+    # ---- HTTP ----------------------------------------------------------------------------
+    async def handle_stream(self, stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes)
+        try:
+            address: tuple[str, int] | None = stream.socket.getpeername()[:2]
+        except OSError:
+            address = None
+        try:
+            while True:
+                event = None
+                with trio.move_on_after(IDLE_TIMEOUT):
+                    event = await _next_event(conn, stream)
+                if not isinstance(event, h11.Request):
+                    break
+                try:
+                    keep_alive = await self._handle_request(conn, stream, event, address)
+                except _Upgraded:
+                    return
+                if not keep_alive or conn.our_state is not h11.DONE:
+                    break
+                if conn.their_state is not h11.DONE:
+                    break
+                conn.start_next_cycle()
+        except h11.RemoteProtocolError as exc:
+            await _send_simple(conn, stream, exc.error_status_hint, str(exc))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _handle_request(
+        self,
+        conn: h11.Connection,
+        stream: trio.SocketStream,
+        request: h11.Request,
+        address: tuple[str, int] | None,
+    ) -> bool:
+        target = request.target.decode("latin-1")
+        path, _, query_string = target.partition("?")
+        method = request.method.decode("ascii")
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers}
+        origin = headers.get("origin")
+        reply = _Replier(conn, stream)
+        if method != "POST" and not await _drain_body(conn, stream, self.config.max_payload):
+            await reply.send(413, b"Payload Too Large", "text/plain", close=True)
+            return False
+
+        if path != self.config.path and path + "/" != self.config.path:
+            await reply.send(404, b"Not Found", "text/plain")
+            return True
+        if not self.policy.allows(origin, headers.get("host")):
+            await reply.error(403, FORBIDDEN, [])
+            return True
+        cors = self.policy.headers(origin)
+        if method == "OPTIONS":
+            await reply.send(204, b"", None, self.policy.preflight_headers(origin, headers))
+            return True
+        query = dict(parse_qsl(query_string, keep_blank_values=True))
+        if query.get("EIO") != str(eio.PROTOCOL_VERSION):
+            await reply.error(400, UNSUPPORTED_PROTOCOL_VERSION, cors)
+            return True
+        transport = query.get("transport")
+        if transport not in self.config.transports:
+            await reply.error(400, TRANSPORT_UNKNOWN, cors)
+            return True
+        info = RequestInfo(
+            method=method,
+            url=target,
+            path=path,
+            query=query,
+            headers=headers,
+            address=address,
+            time=time.time(),
+        )
+        if transport == "websocket":
+            if headers.get("upgrade", "").lower() != "websocket":
+                await reply.error(400, BAD_REQUEST, cors)
+                return True
+            await self._websocket(conn, stream, reply, info, cors)
+            raise _Upgraded  # pragma: no cover - _websocket raises it itself
+
+        sid = query.get("sid")
+        if sid is None:
+            if method != "GET":
+                await reply.error(400, BAD_HANDSHAKE_METHOD, cors)
+                return True
+            if not self.accepting:
+                await reply.error(400, BAD_REQUEST, cors)
+                return True
+            session = await self._open_session(info, PollingTransport())
+            body = eio.encode_payload([session.handshake_packet()])
+            await reply.send(200, body.encode(), "text/plain; charset=UTF-8", cors)
+            return True
+
+        existing = self.sessions.get(sid)
+        if existing is None:
+            await reply.error(400, UNKNOWN_SID, cors)
+            return True
+        session = existing
+        if session.transport.name != "polling":
+            await reply.error(400, BAD_REQUEST, cors)
+            return True
+        if method == "GET":
+            return await self._poll(conn, stream, reply, session, cors)
+        if method == "POST":
+            return await self._post(conn, stream, reply, session, request, cors)
+        await reply.error(400, BAD_REQUEST, cors)
+        return True
+
+    async def _poll(
+        self,
+        conn: h11.Connection,
+        stream: trio.SocketStream,
+        reply: _Replier,
+        session: Session,
+        cors: Headers,
+    ) -> bool:
+        if session.poll_pending:
+            # two GETs at once: the first gets the CLOSE packet, this one an error
+            session.close("transport error")
+            await reply.error(400, BAD_REQUEST, cors)
+            return True
+        wires: list[Wire] = []
+        client_gone = False
+        async with trio.open_nursery() as nursery:
+
+            async def watch_for_eof() -> None:
+                nonlocal client_gone
+                while True:
+                    data = await stream.receive_some(4096)
+                    if not data:
+                        client_gone = True
+                        nursery.cancel_scope.cancel()
+                        return
+                    conn.receive_data(data)  # a pipelined request: kept for later
+
+            nursery.start_soon(watch_for_eof)
+            with contextlib.suppress(DuplicatePoll):  # checked above; kept for safety
+                wires = await session.poll()
+            nursery.cancel_scope.cancel()
+        if client_gone:
+            session.abort("transport error")
+            return False
+        body = eio.SEPARATOR.join(r for wire in wires for r in wire.records)
+        await reply.send(200, body.encode(), "text/plain; charset=UTF-8", cors)
+        return True
+
+    async def _post(
+        self,
+        conn: h11.Connection,
+        stream: trio.SocketStream,
+        reply: _Replier,
+        session: Session,
+        request: h11.Request,
+        cors: Headers,
+    ) -> bool:
+        limit = self.config.max_payload
+        length = _content_length(request)
+        if length is not None and length > limit:
+            session.abort("transport error")
+            await reply.send(413, b"Payload Too Large", "text/plain", cors, close=True)
+            return False
+        if session.post_pending:
+            session.abort("transport error")
+            await reply.error(400, BAD_REQUEST, cors, close=True)
+            return False
+        session.post_pending = True
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                event = await _next_event(conn, stream)
+                if isinstance(event, h11.Data):
+                    size += len(event.data)
+                    if size > limit:
+                        session.abort("transport error")
+                        await reply.send(413, b"Payload Too Large", "text/plain", cors, close=True)
+                        return False
+                    chunks.append(bytes(event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                else:
+                    session.abort("transport error")
+                    return False
+            try:
+                packets = eio.decode_payload(b"".join(chunks).decode("utf-8"))
+            except (ProtocolError, UnicodeDecodeError) as exc:
+                log.info("session %s: malformed polling payload: %s", session.sid, exc)
+                session.abort("parse error")
+                await reply.error(400, BAD_REQUEST, cors)
+                return True
+            for packet in packets:
+                await session.receive(packet)
+            await reply.send(200, b"ok", "text/html", cors)
+            return True
+        finally:
+            session.post_pending = False
+
+    # ---- WebSocket -----------------------------------------------------------------------
+    async def _websocket(
+        self,
+        conn: h11.Connection,
+        stream: trio.SocketStream,
+        reply: _Replier,
+        info: RequestInfo,
+        cors: Headers,
+    ) -> None:
+        key = info.headers.get("sec-websocket-key")
+        if not key or info.headers.get("sec-websocket-version") != "13":
+            await reply.error(400, BAD_REQUEST, cors)
+            raise _Upgraded
+        sid = info.query.get("sid")
+        session: Session | None = None
+        if sid is not None:
+            session = self.sessions.get(sid)
+            if session is None:
+                await reply.error(400, UNKNOWN_SID, cors)
+                raise _Upgraded
+            if session.transport.name != "polling" or session.upgrading:
+                await reply.error(400, BAD_REQUEST, cors)
+                raise _Upgraded
+            session.upgrading = True
+        elif not self.accepting:
+            await reply.error(400, BAD_REQUEST, cors)
+            raise _Upgraded
+        accept = base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest())
+        try:
+            await stream.send_all(
+                conn.send(
+                    h11.InformationalResponse(
+                        status_code=101,
+                        headers=[
+                            ("upgrade", "websocket"),
+                            ("connection", "Upgrade"),
+                            ("sec-websocket-accept", accept.decode("ascii")),
+                        ],
+                    )
+                )
+            )
+        except BaseException:
+            if session is not None:
+                session.upgrading = False
+            raise
+        trailing, _ = conn.trailing_data
+        transport = WebSocketTransport(stream, self.config, trailing)
+        if session is None:
+            await self._serve_websocket_session(transport, info)
+        else:
+            await self._serve_upgrade(transport, session)
+        raise _Upgraded
+
+    async def _serve_websocket_session(
+        self, transport: WebSocketTransport, info: RequestInfo
+    ) -> None:
+        session = await self._open_session(info, transport)
+        transport.session = session
+        transport.send_text_now(eio.encode_text(session.handshake_packet()))
+        await self._run_websocket(transport, session)
+
+    async def _run_websocket(self, transport: WebSocketTransport, session: Session) -> None:
+        async def on_frame(frame: str | bytes) -> None:
+            await session.receive(eio.decode_frame(frame))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(transport.write_loop, nursery.cancel_scope)
+            try:
+                reason = await transport.read_loop(on_frame)
+            except ProtocolError as exc:
+                log.info("session %s: malformed packet: %s", session.sid, exc)
+                session.abort("parse error")
+                transport.close(CLOSE_PROTOCOL_ERROR, "parse error")
+                return
+            session.abort(reason)
+            transport.finish()
+
+    async def _serve_upgrade(self, transport: WebSocketTransport, session: Session) -> None:
+        """Probe, then switch the session from polling to this WebSocket."""
+        upgraded = False
+
+        async def on_frame(frame: str | bytes) -> None:
+            nonlocal upgraded
+            packet = eio.decode_frame(frame)
+            if upgraded:
+                await session.receive(packet)
+            elif packet.type is eio.PacketType.PING and packet.data == "probe":
+                transport.send_text_now("3probe")
+                session.probed = True
+                session.wake_poll()
+            elif packet.type is eio.PacketType.UPGRADE and session.probed and session.is_open:
+                upgraded = True
+                upgrade_deadline.deadline = float("inf")
+                session.upgraded = True
+                session.transport = transport
+                transport.session = session
+                transport.notify()  # flush what was queued for polling
+            else:
+                raise _UpgradeFailed
+
+        async def close_with_session() -> None:
+            await session.wait_closed()
+            if not upgraded:
+                transport.close()
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(transport.write_loop, nursery.cancel_scope)
+                nursery.start_soon(close_with_session)
+                upgrade_deadline = trio.CancelScope(
+                    deadline=trio.current_time() + self.config.upgrade_timeout
+                )
+                reason = "transport close"
+                with upgrade_deadline:
+                    try:
+                        reason = await transport.read_loop(on_frame)
+                    except ProtocolError as exc:
+                        log.info("session %s: malformed packet: %s", session.sid, exc)
+                        if upgraded:
+                            session.abort("parse error")
+                        transport.close(CLOSE_PROTOCOL_ERROR, "parse error")
+                        return
+                    except _UpgradeFailed:
+                        transport.close()
+                        return
+                if upgrade_deadline.cancelled_caught:
+                    transport.close()  # the upgrade did not complete in time
+                    return
+                if upgraded:
+                    session.abort(reason)
+                transport.finish()
+        finally:
+            if not upgraded:
+                session.upgrading = False
+                session.probed = False
+
+
+class _UpgradeFailed(Exception):
+    pass
+
+
+class _Replier:
+    def __init__(self, conn: h11.Connection, stream: trio.SocketStream) -> None:
+        self.conn = conn
+        self.stream = stream
+
+    async def send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None,
+        extra: Headers | None = None,
+        *,
+        close: bool = False,
+    ) -> None:
+        headers: list[tuple[str, str]] = []
+        if content_type:
+            headers.append(("content-type", content_type))
+        headers.append(("content-length", str(len(body))))
+        if status == 200:
+            headers.append(("cache-control", "no-store"))
+        if extra:
+            headers.extend(extra)
+        if close:
+            headers.append(("connection", "close"))
+        data = self.conn.send(h11.Response(status_code=status, headers=headers))
+        data += self.conn.send(h11.Data(data=body)) if body else b""
+        data += self.conn.send(h11.EndOfMessage())
+        await self.stream.send_all(data)
+
+    async def error(
+        self, status: int, error: tuple[int, str], cors: Headers, *, close: bool = False
+    ) -> None:
+        body = json.dumps({"code": error[0], "message": error[1]}, separators=(",", ":"))
+        await self.send(status, body.encode(), "application/json", cors, close=close)
+
+
+async def _next_event(conn: h11.Connection, stream: trio.abc.ReceiveStream) -> Any:
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await stream.receive_some(65536)
+            conn.receive_data(bytes(data))
+            continue
+        if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+            return None
+        return event
+
+
+async def _drain_body(conn: h11.Connection, stream: trio.abc.ReceiveStream, limit: int) -> bool:
+    """Read and discard a request body we have no use for; False if it is over ``limit``."""
+    size = 0
+    while True:
+        event = await _next_event(conn, stream)
+        if isinstance(event, h11.Data):
+            size += len(event.data)
+            if size > limit:
+                return False
+        elif isinstance(event, h11.EndOfMessage) or event is None:
+            return True
+
+
+def _content_length(request: h11.Request) -> int | None:
+    for name, value in request.headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_simple(
+    conn: h11.Connection, stream: trio.SocketStream, status: int, text: str
+) -> None:
+    if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        return
+    with contextlib.suppress(
+        h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError
+    ):
+        await _Replier(conn, stream).send(status, text.encode(), "text/plain", close=True)

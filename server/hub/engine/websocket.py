@@ -1,0 +1,138 @@
+"""The WebSocket transport: wsproto parses what the client sends; we frame what we send.
+
+One reader (the connection's task) and one writer per connection. The writer takes everything
+queued at once, the session's packets and our control frames (pongs, the probe answer, the
+close), and writes it in one ``send_all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import trio
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.utilities import LocalProtocolError
+
+from server.hub.engine.config import EngineConfig
+from server.hub.engine.session import Session, State
+from server.hub.engine.wire import OP_TEXT, ws_frame
+
+CLOSE_NORMAL = 1000
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_TOO_BIG = 1009
+#: How long a closing server waits for the client's close frame before dropping the TCP.
+CLOSE_GRACE = 1.0
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+class WebSocketTransport:
+    name = "websocket"
+
+    def __init__(self, stream: trio.abc.Stream, config: EngineConfig, trailing: bytes) -> None:
+        self.stream = stream
+        self.config = config
+        self.ws = Connection(ConnectionType.SERVER, trailing_data=trailing)
+        #: Set once this connection carries the session's packets.
+        self.session: Session | None = None
+        self._control: list[bytes] = []
+        self._close_frame: bytes | None = None
+        self._wakeup = trio.Event()
+        self._finished = False
+        self.peer_closed = trio.Event()
+
+    # called by the session when it has packets queued or is closing
+    def notify(self) -> None:
+        self._wakeup.set()
+
+    def send_text_now(self, text: str) -> None:
+        """A frame that does not go through the session queue (handshake, probe answer)."""
+        self._control.append(ws_frame(text.encode(), OP_TEXT))
+        self._wakeup.set()
+
+    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Send a close frame after what is already queued, then end the connection."""
+        if self._close_frame is None and self.ws.state is ConnectionState.OPEN:
+            try:
+                self._close_frame = self.ws.send(CloseConnection(code=code, reason=reason))
+            except LocalProtocolError:
+                self._close_frame = b""
+        self._finished = True
+        self._wakeup.set()
+
+    def finish(self) -> None:
+        """Nothing more will be sent: the writer flushes its control frames and stops."""
+        self._finished = True
+        self._wakeup.set()
+
+    async def write_loop(self, connection_scope: trio.CancelScope) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                chunks = self._control
+                self._control = []
+                session = self.session
+                if session is not None and session.transport is self:
+                    chunks.extend(wire.frames for wire in session.take_all())
+                    if session.state is not State.OPEN and not self._finished:
+                        self.close()
+                if self._finished and self._close_frame:
+                    chunks.append(self._close_frame)
+                    self._close_frame = b""
+                if chunks:
+                    await self.stream.send_all(b"".join(chunks))
+                if self._finished:
+                    break
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            if self.session is not None and self.session.transport is self:
+                self.session.abort("transport error")
+        with trio.move_on_after(CLOSE_GRACE):
+            await self.peer_closed.wait()
+        connection_scope.cancel()
+
+    async def read_loop(self, on_frame: Callable[[str | bytes], Awaitable[None]]) -> str:
+        """Deliver each complete message to ``on_frame``; returns why reading stopped."""
+        text: list[str] = []
+        data: list[bytes] = []
+        size = 0
+        limit = self.config.max_payload
+        try:
+            while True:
+                chunk = await self.stream.receive_some(65536)
+                if not chunk:
+                    return "transport close"
+                self.ws.receive_data(bytes(chunk))
+                for event in self.ws.events():
+                    if isinstance(event, TextMessage | BytesMessage):
+                        size += len(event.data)
+                        if size > limit:
+                            self.close(CLOSE_TOO_BIG, "Max payload size exceeded")
+                            return "transport error"
+                        if isinstance(event, TextMessage):
+                            text.append(event.data)
+                        else:
+                            data.append(bytes(event.data))
+                        if event.message_finished:
+                            frame: str | bytes = "".join(text) if text else b"".join(data)
+                            text.clear()
+                            data.clear()
+                            size = 0
+                            await on_frame(frame)
+                    elif isinstance(event, Ping):
+                        self._control.append(self.ws.send(event.response()))
+                        self._wakeup.set()
+                    elif isinstance(event, CloseConnection):
+                        if self.ws.state is ConnectionState.REMOTE_CLOSING:
+                            self._control.append(self.ws.send(event.response()))
+                            self.finish()
+                        else:  # wsproto found a framing error: close with its code
+                            self.close(event.code, event.reason or "")
+                        return "transport close"
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return "transport error"
+        finally:
+            self.peer_closed.set()

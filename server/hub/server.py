@@ -1,0 +1,153 @@
+"""The hub: a Socket.IO v5 server on Trio."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import trio
+
+from server.hub.broadcast import BroadcastOperator
+from server.hub.client import Client
+from server.hub.engine import EngineConfig, EngineServer, Session
+from server.hub.namespace import Middleware, Namespace
+from server.hub.protocol.socketio import DEFAULT_MAX_ATTACHMENTS
+from server.hub.socket import Socket
+
+
+class Hub:
+    """A Socket.IO server. Everything about namespace ``/`` is also here directly.
+
+    ::
+
+        hub = Hub(cors_origins=("http://localhost:4000",))
+
+        @hub.on("chat")
+        async def chat(socket, message):
+            socket.to("lobby").emit("chat", message)
+            return "ok"          # answers the client's ack
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hub.serve, "127.0.0.1", 4001)
+
+    Times are in seconds. The defaults are those of Node's Socket.IO server.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str = "/socket.io/",
+        cors_origins: tuple[str, ...] = (),
+        ping_interval: float = 25.0,
+        ping_timeout: float = 20.0,
+        max_payload: int = 1_000_000,
+        transports: tuple[str, ...] = ("polling", "websocket"),
+        upgrade_timeout: float = 10.0,
+        connect_timeout: float = 45.0,
+        ack_timeout: float = 10.0,
+        max_queue: int = 1024,
+        max_handlers: int = 32,
+        max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
+        cleanup_timeout: float = 5.0,
+    ) -> None:
+        self.config = EngineConfig(
+            path=path,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_payload=max_payload,
+            transports=transports,
+            upgrade_timeout=upgrade_timeout,
+            cors_origins=cors_origins,
+            max_queue=max_queue,
+            cleanup_timeout=cleanup_timeout,
+        )
+        self.connect_timeout = connect_timeout
+        self.ack_timeout = ack_timeout if ack_timeout is not None else math.inf
+        self.max_handlers = max_handlers
+        self.max_attachments = max_attachments
+        self.engine = EngineServer(self.config, self._new_client)
+        self.namespaces: dict[str, Namespace] = {}
+        #: Counters for monitoring: packets_in, parse_errors, handler_errors.
+        self.stats: Counter[str] = Counter()
+        self.main = self.of("/")
+
+    def _new_client(self, session: Session) -> Client:
+        return Client(self, session)
+
+    def of(self, name: str) -> Namespace:
+        """The namespace called ``name``, created on first use."""
+        if not name.startswith("/"):
+            name = "/" + name
+        nsp = self.namespaces.get(name)
+        if nsp is None:
+            nsp = self.namespaces[name] = Namespace(self, name)
+        return nsp
+
+    # ---- running -----------------------------------------------------------------------
+    async def serve(
+        self,
+        host: str | None,
+        port: int,
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve ``/socket.io/`` on ``host:port`` until cancelled."""
+        await self.engine.serve(host, port, task_status=task_status)
+
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """Stop accepting, close every connection (clients may reconnect elsewhere), and
+        wait up to ``grace`` seconds for their clean-up."""
+        self.engine.close_all("server shutting down")
+        with trio.move_on_after(grace):
+            await self.engine.wait_all_closed()
+
+    @property
+    def client_count(self) -> int:
+        return len(self.engine.sessions)
+
+    # ---- namespace "/" -----------------------------------------------------------------
+    def on(self, event: str, handler: Any = None) -> Any:
+        return self.main.on(event, handler)
+
+    def on_any(self, handler: Any) -> Any:
+        return self.main.on_any(handler)
+
+    def use(self, middleware: Middleware) -> Middleware:
+        return self.main.use(middleware)
+
+    def to(self, *rooms: str) -> BroadcastOperator:
+        return self.main.to(*rooms)
+
+    in_ = to
+
+    def except_(self, *rooms: str) -> BroadcastOperator:
+        return self.main.except_(*rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self.main.volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self.main.local
+
+    def emit(self, event: str, *args: Any) -> int:
+        return self.main.emit(event, *args)
+
+    async def emit_with_ack(
+        self, event: str, *args: Any, timeout: float | None = None
+    ) -> list[Any]:
+        return await self.main.emit_with_ack(event, *args, timeout=timeout)
+
+    async def fetch_sockets(self) -> list[Socket]:
+        return await self.main.fetch_sockets()
+
+    async def sockets_join(self, *rooms: str) -> None:
+        await self.main.sockets_join(*rooms)
+
+    async def sockets_leave(self, *rooms: str) -> None:
+        await self.main.sockets_leave(*rooms)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        await self.main.disconnect_sockets(close)
