@@ -8,7 +8,6 @@ joined by the record separator ``\\x1e`` and a binary message is ``b`` plus base
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -76,7 +75,7 @@ def decode_text(text: str) -> Packet:
     if head == "b":
         try:
             return Packet(PacketType.MESSAGE, base64.b64decode(text[1:], validate=True))
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or non-ASCII text
             raise ProtocolError(f"invalid base64 in binary packet: {exc}") from None
     packet_type = _TYPE_BY_CHAR.get(head)
     if packet_type is None:

@@ -33,6 +33,10 @@ class PacketType(IntEnum):
     BINARY_ACK = 6
 
 
+_TYPE_BY_CHAR = {str(t.value): t for t in PacketType}
+#: Longest ack id accepted: JavaScript numbers are exact up to 2**53 - 1 (16 digits).
+MAX_ACK_ID = 2**53 - 1
+
 _BINARY_OF = {PacketType.EVENT: PacketType.BINARY_EVENT, PacketType.ACK: PacketType.BINARY_ACK}
 _PLAIN_OF = {v: k for k, v in _BINARY_OF.items()}
 
@@ -86,6 +90,8 @@ def encode(packet: Packet) -> list[str | bytes]:
     packet_type = packet.type
     data = packet.data
     buffers: list[bytes] = []
+    if "," in packet.nsp:
+        raise ValueError(f"a namespace cannot contain a comma: {packet.nsp!r}")
     if packet_type in _BINARY_OF and has_binary(data):
         data = _deconstruct(data, buffers)
         packet_type = _BINARY_OF[packet_type]
@@ -101,11 +107,11 @@ def encode(packet: Packet) -> list[str | bytes]:
     return ["".join(parts), *buffers]
 
 
-def _valid_payload(packet_type: PacketType, data: Any, ack_id: int | None) -> bool:
+def _valid_payload(packet_type: PacketType, data: Any, ack_id: int | None, present: bool) -> bool:
     if packet_type is PacketType.CONNECT:
-        return data is None or isinstance(data, dict)
+        return not present or isinstance(data, dict)
     if packet_type is PacketType.DISCONNECT:
-        return data is None
+        return not present
     if packet_type is PacketType.CONNECT_ERROR:
         return isinstance(data, str | dict)
     if packet_type in (PacketType.EVENT, PacketType.BINARY_EVENT):
@@ -159,7 +165,7 @@ class Decoder:
             return None
         self._pending = None
         packet = pending.packet
-        packet.data = _reconstruct(packet.data, pending.buffers)
+        packet.data = _reconstruct_checked(packet.data, pending.buffers)
         return packet
 
     def _feed_text(self, text: str) -> Packet | None:
@@ -169,7 +175,7 @@ class Decoder:
             return None
         if packet.binary:
             # a binary packet announcing zero attachments: nothing to wait for
-            packet.data = _reconstruct(packet.data, [])
+            packet.data = _reconstruct_checked(packet.data, [])
         return packet
 
 
@@ -177,10 +183,9 @@ def decode_text(text: str, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> tu
     """Parse a packet's text form; returns the packet and how many attachments follow."""
     if not text:
         raise ProtocolError("empty packet")
-    try:
-        packet_type = PacketType(int(text[0]))
-    except ValueError:
-        raise ProtocolError(f"unknown packet type {text[0]!r}") from None
+    packet_type = _TYPE_BY_CHAR.get(text[0])
+    if packet_type is None:
+        raise ProtocolError(f"unknown packet type {text[0]!r}")
     i = 1
     n = len(text)
     attachments = 0
@@ -188,11 +193,11 @@ def decode_text(text: str, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> tu
     if binary:
         dash = text.find("-", i)
         count = text[i:dash] if dash != -1 else ""
-        if not count.isdigit():
+        if not (count.isascii() and count.isdigit()):
             raise ProtocolError("binary packet without a valid attachment count")
+        if len(count) > len(str(max_attachments)) or int(count) > max_attachments:
+            raise ProtocolError(f"too many attachments: {count} > {max_attachments}")
         attachments = int(count)
-        if attachments > max_attachments:
-            raise ProtocolError(f"too many attachments: {attachments} > {max_attachments}")
         i = dash + 1
     nsp = "/"
     if i < n and text[i] == "/":
@@ -203,19 +208,33 @@ def decode_text(text: str, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> tu
     start = i
     while i < n and text[i].isdigit() and text[i].isascii():
         i += 1
+    if i - start > len(str(MAX_ACK_ID)) or (i > start and int(text[start:i]) > MAX_ACK_ID):
+        raise ProtocolError("ack id out of range")
     ack_id = int(text[start:i]) if i > start else None
     data: Any = None
-    if i < n:
+    present = i < n
+    if present:
         try:
-            data = json.loads(text[i:])
-        except ValueError:
+            data = json.loads(text[i:], parse_constant=_no_constant)
+        except (ValueError, RecursionError):
             raise ProtocolError("packet data is not valid JSON") from None
-    if not _valid_payload(packet_type, data, ack_id):
+    if not _valid_payload(packet_type, data, ack_id, present):
         raise ProtocolError(f"invalid payload for a {packet_type.name} packet")
     plain = _PLAIN_OF.get(packet_type, packet_type)
     if plain is PacketType.EVENT and not isinstance(data[0], str):
         data[0] = _event_name(data[0])
     return Packet(plain, nsp, data, ack_id, binary=binary), attachments
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _reconstruct_checked(value: Any, buffers: list[bytes]) -> Any:
+    try:
+        return _reconstruct(value, buffers)
+    except RecursionError:
+        raise ProtocolError("packet data nested too deeply") from None
 
 
 def _event_name(value: int | float) -> str:

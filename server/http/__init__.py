@@ -1,0 +1,1 @@
+"""The HTTP app (Quart-Trio on Hypercorn): health now; REST API and web client later."""

@@ -1,0 +1,99 @@
+"""Settings of ``python -m server``: command-line flags, falling back to environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+DEFAULT_PORT = 4000
+DEFAULT_HUB_PORT = 4001
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    #: The app: REST API, web client, /healthz (Hypercorn + Quart-Trio).
+    port: int = DEFAULT_PORT
+    #: The hub's own listener: /socket.io/, long-polling and WebSocket.
+    hub_port: int = DEFAULT_HUB_PORT
+    #: Browser origins allowed to reach the hub; the app's own origin is added by default.
+    cors_origins: tuple[str, ...] = ()
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+    max_payload: int = 1_000_000
+    connect_timeout: float = 45.0
+    #: Seconds a shutdown waits for connections to close before it stops anyway.
+    shutdown_grace: float = 5.0
+    log_level: str = "INFO"
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        if self.cors_origins:
+            return self.cors_origins
+        return (f"http://localhost:{self.port}", f"http://127.0.0.1:{self.port}")
+
+
+def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    d = Settings()
+
+    def default(name: str, fallback: object) -> str:
+        return env.get(name, str(fallback))
+
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="The real-time hub (Socket.IO on Trio) and its HTTP app, in one process.",
+    )
+    parser.add_argument("--host", default=default("HOST", d.host), help="interface (HOST)")
+    parser.add_argument("--port", type=int, default=default("PORT", d.port), help="app port (PORT)")
+    parser.add_argument(
+        "--hub-port", type=int, default=default("HUB_PORT", d.hub_port), help="hub port (HUB_PORT)"
+    )
+    parser.add_argument(
+        "--cors-origins",
+        default=env.get("CORS_ORIGINS", ""),
+        help="comma-separated browser origins allowed on the hub, '*' for any (CORS_ORIGINS); "
+        "default: the app's own origin",
+    )
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=default("PING_INTERVAL", d.ping_interval),
+        help="seconds between heartbeats (PING_INTERVAL)",
+    )
+    parser.add_argument(
+        "--ping-timeout",
+        type=float,
+        default=default("PING_TIMEOUT", d.ping_timeout),
+        help="seconds a client has to answer a ping (PING_TIMEOUT)",
+    )
+    parser.add_argument(
+        "--max-payload",
+        type=int,
+        default=default("MAX_PAYLOAD", d.max_payload),
+        help="largest message or polling body in bytes (MAX_PAYLOAD)",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=default("CONNECT_TIMEOUT", d.connect_timeout),
+        help="seconds a new connection has to join a namespace (CONNECT_TIMEOUT)",
+    )
+    parser.add_argument(
+        "--log-level", default=default("LOG_LEVEL", d.log_level), help="(LOG_LEVEL)"
+    )
+    args = parser.parse_args(argv)
+    origins = tuple(o.strip() for o in args.cors_origins.split(",") if o.strip())
+    return Settings(
+        host=args.host,
+        port=args.port,
+        hub_port=args.hub_port,
+        cors_origins=origins,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
+        max_payload=args.max_payload,
+        connect_timeout=args.connect_timeout,
+        log_level=args.log_level.upper(),
+    )
