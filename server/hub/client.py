@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub")
 
+_NOT_FROM_A_CONNECTED_CLIENT = (sio.PacketType.CONNECT, sio.PacketType.CONNECT_ERROR)
+
 
 class Client:
     """The :class:`~server.hub.engine.SessionHandler` of a Socket.IO connection.
@@ -35,6 +37,9 @@ class Client:
         self.decoder = sio.Decoder(hub.max_attachments)
         self.sockets: dict[str, Socket] = {}
         self._slots = trio.Semaphore(hub.max_handlers)
+        #: Set by the first successful CONNECT: from then on the connect timeout no longer
+        #: applies, even once the client has left every namespace (as in Node).
+        self._joined = False
         assert session.nursery is not None
         session.nursery.start_soon(self._connect_timeout)
 
@@ -43,7 +48,7 @@ class Client:
 
     async def _connect_timeout(self) -> None:
         await trio.sleep(self.hub.connect_timeout)
-        if not self.sockets:
+        if not self._joined:
             log.info("session %s joined no namespace in time: closing", self.session.sid)
             self.session.close("connect timeout")
 
@@ -59,12 +64,22 @@ class Client:
             return
         if packet is None:
             return
-        if packet.type is sio.PacketType.CONNECT:
-            await self._connect(packet.nsp, packet.data or {})
-            return
         socket = self.sockets.get(packet.nsp)
-        if socket is not None:
+        if socket is None and packet.type is sio.PacketType.CONNECT:
+            await self._connect(packet.nsp, packet.data or {})
+        elif socket is not None and packet.type not in _NOT_FROM_A_CONNECTED_CLIENT:
             await socket._on_packet(packet)
+        else:
+            # a packet for a namespace the client is not in, a second CONNECT, or a
+            # CONNECT_ERROR: the reference server treats these as a broken client, and so do we
+            self.hub.stats["parse_errors"] += 1
+            log.info(
+                "session %s: %s packet for namespace %s in the wrong state: closing",
+                self.session.sid,
+                packet.type.name,
+                packet.nsp,
+            )
+            self.session.close("parse error")
 
     async def on_close(self, reason: str) -> None:
         for socket in list(self.sockets.values()):
@@ -75,9 +90,6 @@ class Client:
         nsp = self.hub.namespaces.get(name)
         if nsp is None:
             self._refuse(name, "Invalid namespace")
-            return
-        if name in self.sockets:
-            log.info("session %s connected twice to %s: ignored", self.session.sid, name)
             return
         request = self.session.request
         handshake = Handshake(
@@ -103,6 +115,7 @@ class Client:
         if not self.session.is_open:
             return
         socket.connected = True
+        self._joined = True
         self.sockets[name] = socket
         nsp.sockets[socket.id] = socket
         nsp.adapter.add_all(socket.id, (socket.id,))

@@ -154,9 +154,7 @@ async def test_middleware_refusal_and_acceptance() -> None:
             refused.disconnect()
 
             accepted = socketio.Client(reconnection=False)
-            accepted.connect(
-                url, namespaces=["/private"], auth={"token": "secret"}, wait_timeout=3
-            )
+            accepted.connect(url, namespaces=["/private"], auth={"token": "secret"}, wait_timeout=3)
             ok = accepted.connected and "/private" in accepted.namespaces
             accepted.disconnect()
             return errors[0], ok

@@ -108,7 +108,12 @@ class WebSocketTransport:
                 self.ws.receive_data(bytes(chunk))
                 for event in self.ws.events():
                     if isinstance(event, TextMessage | BytesMessage):
-                        size += len(event.data)
+                        chunk_data = event.data
+                        if isinstance(chunk_data, str) and not chunk_data.isascii():
+                            # max_payload is in bytes; wsproto hands text over decoded
+                            size += len(chunk_data.encode("utf-8"))
+                        else:
+                            size += len(chunk_data)
                         if size > limit:
                             self.close(CLOSE_TOO_BIG, "Max payload size exceeded")
                             return "transport error"
