@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 
 import httpx
 import pytest
@@ -539,3 +540,42 @@ async def test_cors_disallowed_origin_is_refused(allowlist_server: str) -> None:
         assert response.status_code == 200
 
         await other.sio_echo("after")
+
+
+async def test_polling_overlapping_post_closes_the_session(
+    echo_server: str, polling: Polling, bystander: WsClient
+) -> None:
+    """One POST at a time: a second while the first is still sending its body is an error."""
+    sid = await polling.open()
+    target = f"{EIO_PATH}?EIO=4&transport=polling&sid={sid}"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            partial(
+                raw_request,
+                echo_server,
+                "POST",
+                target,
+                headers=[("content-length", "100")],
+                body=[b"4he"],
+                finish=False,
+            )
+        )
+        await trio.sleep(0.05)  # the first POST is reading its body
+        second = await polling.post(sid, "4second")
+        nursery.cancel_scope.cancel()
+    assert second.status_code == 400
+    assert (await polling.get(sid)).status_code == 400
+    await still_served(bystander)
+
+
+async def test_polling_binary_body_is_refused(polling: Polling, bystander: WsClient) -> None:
+    """Protocol 4 polling sends binary as base64 text; a raw binary body is refused."""
+    sid = await polling.open()
+    push = await polling.http.post(
+        f"{EIO_PATH}?EIO=4&transport=polling&sid={sid}",
+        content=b"\x04\x01\x02",
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert push.status_code == 400
+    assert (await polling.get(sid)).status_code == 400
+    await still_served(bystander)

@@ -301,6 +301,11 @@ class EngineServer:
             session.abort("transport error")
             await reply.error(400, BAD_REQUEST, cors, close=True)
             return False
+        if _header(request, b"content-type") == b"application/octet-stream":
+            # protocol 4 polling carries binary as base64 text; Node refuses raw binary bodies
+            session.abort("transport error")
+            await reply.error(400, BAD_REQUEST, cors, close=True)
+            return False
         session.post_pending = True
         try:
             chunks: list[bytes] = []
@@ -535,14 +540,19 @@ async def _drain_body(conn: h11.Connection, stream: trio.abc.ReceiveStream, limi
             return True
 
 
-def _content_length(request: h11.Request) -> int | None:
-    for name, value in request.headers:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+def _header(request: h11.Request, name: bytes) -> bytes | None:
+    for key, value in request.headers:
+        if key == name:
+            return bytes(value)
     return None
+
+
+def _content_length(request: h11.Request) -> int | None:
+    value = _header(request, b"content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 async def _send_simple(
