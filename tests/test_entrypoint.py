@@ -26,7 +26,11 @@ def wait_until_serving(url: str, proc: subprocess.Popen[str], timeout: float = 1
                 body: bytes = response.read()
                 return body
         except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is not None:
+                output = proc.stdout.read() if proc.stdout else ""
+                message = f"the server exited with {proc.returncode}:\n{output}"
+                raise AssertionError(message) from None
+            if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
 

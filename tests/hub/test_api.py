@@ -341,9 +341,7 @@ async def test_volatile_dropped_when_full_and_slow_consumer_closed() -> None:
             assert session.is_open
             for _ in range(20):
                 hub.emit("important")
-                # let the healthy client's writer drain. A burst past max_queue with no
-                # checkpoint would fill every queue: the direct-write fast path (issue 3)
-                # is what removes that limit.
+                # the polling session's queue only drains when its client polls
                 await trio.lowlevel.checkpoint()
             assert not session.is_open and session.close_reason == "slow consumer"
             # the healthy client received every non-volatile packet

@@ -59,6 +59,9 @@ class PollingTransport:
     def notify(self) -> None:
         pass  # the session wakes a pending GET itself
 
+    def try_write(self, wire: Wire) -> bool:
+        return False  # a polling response carries everything queued at once
+
 
 class _Upgraded(Exception):
     """The connection became a WebSocket and has been served to its end."""

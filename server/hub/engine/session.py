@@ -63,6 +63,9 @@ class Transport(Protocol):
     def notify(self) -> None:
         """The session has packets queued (or is closing): go and send them."""
 
+    def try_write(self, wire: Wire) -> bool:
+        """Send now, without queueing, if the transport can (see WebSocketTransport)."""
+
 
 class DuplicatePoll(Exception):
     """A second GET arrived while one was pending: the specification closes the session."""
@@ -192,6 +195,8 @@ class Session:
         """
         if self.state is not State.OPEN:
             return False
+        if not self.queue and self.transport.try_write(wire):
+            return True
         if len(self.queue) >= self.config.max_queue:
             if volatile:
                 self.dropped_volatile += 1
@@ -206,6 +211,8 @@ class Session:
 
     def send_ping(self) -> None:
         if self.state is State.OPEN:
+            if not self.queue and self.transport.try_write(PING):
+                return
             self.queue.append(PING)
             self.transport.notify()
             self._poll_wakeup.set()

@@ -1,12 +1,18 @@
 """The WebSocket transport: wsproto parses what the client sends; we frame what we send.
 
-One reader (the connection's task) and one writer per connection. The writer takes everything
-queued at once, the session's packets and our control frames (pongs, the probe answer, the
-close), and writes it in one ``send_all``.
+One reader (the connection's task) and one writer per connection.
+
+Sending has a fast path: when nothing is queued and the writer is not in the middle of a
+write, a packet's frames (encoded once, shared by every recipient of a broadcast) are written
+straight to the non-blocking socket with one system call, without a task switch. Only what
+the kernel does not take at once, the rest of a partial write and anything after it, waits
+for the writer task, which then takes everything queued (the session's packets and our control
+frames: pongs, the probe answer, the close) and writes it in one ``send_all``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -16,7 +22,7 @@ from wsproto.utilities import LocalProtocolError
 
 from server.hub.engine.config import EngineConfig
 from server.hub.engine.session import Session, State
-from server.hub.engine.wire import OP_TEXT, ws_frame
+from server.hub.engine.wire import OP_TEXT, Wire, ws_frame
 
 CLOSE_NORMAL = 1000
 CLOSE_PROTOCOL_ERROR = 1002
@@ -43,10 +49,45 @@ class WebSocketTransport:
         self._wakeup = trio.Event()
         self._finished = False
         self.peer_closed = trio.Event()
+        #: The socket for direct writes; None where the stream is not a plain TCP socket.
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
+        #: The unwritten end of a partial direct write: it goes out before anything else.
+        self._partial: bytes | None = None
+        self._writing = False
+        #: Packets that went out by the fast path / through the writer task.
+        self.direct_writes = 0
+        self.writer_writes = 0
 
     # called by the session when it has packets queued or is closing
     def notify(self) -> None:
         self._wakeup.set()
+
+    def try_write(self, wire: Wire) -> bool:
+        """Write ``wire`` at once if the connection is idle; False if it must be queued.
+
+        True means its frames are the socket's now: written whole, or written in part with
+        the rest kept as the writer's first job.
+        """
+        if (
+            self._fd is None
+            or self._writing
+            or self._partial is not None
+            or self._control
+            or self._finished
+        ):
+            return False
+        frames = wire.frames
+        try:
+            written = os.write(self._fd, frames)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return False  # the writer meets the same error and closes the session
+        self.direct_writes += 1
+        if written < len(frames):
+            self._partial = frames[written:]
+            self._wakeup.set()
+        return True
 
     def send_text_now(self, text: str) -> None:
         """A frame that does not go through the session queue (handshake, probe answer)."""
@@ -73,18 +114,26 @@ class WebSocketTransport:
             while True:
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
-                chunks = self._control
+                chunks = [] if self._partial is None else [self._partial]
+                self._partial = None
+                chunks.extend(self._control)
                 self._control = []
                 session = self.session
                 if session is not None and session.transport is self:
-                    chunks.extend(wire.frames for wire in session.take_all())
+                    wires = session.take_all()
+                    self.writer_writes += len(wires)
+                    chunks.extend(wire.frames for wire in wires)
                     if session.state is not State.OPEN and not self._finished:
                         self.close()
                 if self._finished and self._close_frame:
                     chunks.append(self._close_frame)
                     self._close_frame = b""
                 if chunks:
-                    await self.stream.send_all(b"".join(chunks))
+                    self._writing = True
+                    try:
+                        await self.stream.send_all(b"".join(chunks))
+                    finally:
+                        self._writing = False
                 if self._finished:
                     break
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -101,11 +150,14 @@ class WebSocketTransport:
         size = 0
         limit = self.config.max_payload
         try:
+            first = True
             while True:
-                chunk = await self.stream.receive_some(65536)
-                if not chunk:
-                    return "transport close"
-                self.ws.receive_data(bytes(chunk))
+                if not first:  # bytes that came with the upgrade request are parsed first
+                    chunk = await self.stream.receive_some(65536)
+                    if not chunk:
+                        return "transport close"
+                    self.ws.receive_data(bytes(chunk))
+                first = False
                 for event in self.ws.events():
                     if isinstance(event, TextMessage | BytesMessage):
                         chunk_data = event.data

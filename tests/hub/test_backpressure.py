@@ -1,0 +1,130 @@
+"""The send path under load: direct writes to idle sockets, backlogs, slow consumers."""
+
+from __future__ import annotations
+
+import json
+import socket as stdsocket
+from typing import Any
+
+import trio
+import trio.lowlevel
+from trio_websocket import open_websocket_url
+
+from server.hub import Hub, Socket
+from server.hub.engine.websocket import WebSocketTransport
+from tests.hub.conftest import serving
+from tests.hub.rawclient import raw_client
+
+
+def transport_of(hub: Hub, socket: Socket) -> WebSocketTransport:
+    transport = socket.client.session.transport
+    assert isinstance(transport, WebSocketTransport)
+    return transport
+
+
+async def test_a_burst_past_max_queue_reaches_a_fast_client_whole() -> None:
+    """Direct writes do not queue: a burst with no checkpoint does not make a fast client a
+    slow consumer, however small max_queue is."""
+    hub = Hub(max_queue=8)
+    sockets: list[Socket] = []
+    hub.on("connect", sockets.append)
+    async with serving(hub) as url, raw_client(url) as client:
+        for n in range(500):
+            hub.emit("n", n)  # no checkpoint in between
+        for n in range(500):
+            assert await client.receive_event("n") == [n]
+        transport = transport_of(hub, sockets[0])
+        assert transport.direct_writes >= 500
+        assert sockets[0].connected
+
+
+async def test_partial_writes_and_control_frames_keep_every_frame_whole() -> None:
+    """Large packets to a client that reads slowly: direct writes end part-way, the writer
+    finishes them, control frames (pongs) wait their turn, and every packet arrives intact
+    and in order."""
+    hub = Hub(max_queue=10_000)
+    sockets: list[Socket] = []
+    hub.on("connect", sockets.append)
+    blob = "x" * 60_000
+    count = 150
+    async with serving(hub) as url:
+        ws_url = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+        async with open_websocket_url(ws_url, message_queue_size=0) as ws:
+            await ws.get_message()  # Engine.IO open
+            await ws.send_message("40")
+            assert (await ws.get_message()).startswith("40")
+
+            async def produce() -> None:
+                for n in range(count):
+                    sockets[0].emit("big", n, blob)
+                    if n % 10 == 0:
+                        await trio.sleep(0.001)
+
+            received: list[int] = []
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(produce)
+                while len(received) < count:
+                    message = await ws.get_message()
+                    if message == "2":
+                        await ws.send_message("3")
+                        continue
+                    assert isinstance(message, str) and message.startswith("42"), message[:40]
+                    event, n, payload = json.loads(message[2:])
+                    assert (event, payload) == ("big", blob)
+                    received.append(n)
+                    if n % 15 == 0:
+                        # the server's pong is a control frame; its arrival is awaited in
+                        # the background (our reader is what delivers it)
+                        nursery.start_soon(ws.ping, str(n).encode())
+                        await trio.sleep(0.02)  # read slowly: the socket buffer fills
+        transport = transport_of(hub, sockets[0])
+    assert received == list(range(count))
+    assert transport.writer_writes > 0, "the slow reader never built a backlog"
+    assert transport.direct_writes > 0
+
+
+async def test_a_stalled_client_is_closed_and_the_others_receive_everything() -> None:
+    hub = Hub(max_queue=64)
+    sockets: dict[str, Socket] = {}
+
+    @hub.on("connect")
+    def named(socket: Socket) -> None:
+        sockets[socket.handshake.auth["name"]] = socket
+
+    async with serving(hub) as url:
+        host, port = url.removeprefix("http://").split(":")
+        # a client that completes the handshakes, then never reads again
+        stalled = stdsocket.create_connection((host, int(port)))
+        stalled.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4096)
+        stalled.sendall(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        # masked client frame "40{"name":"stalled"}"
+        payload = b'40{"name":"stalled"}'
+        mask = b"\x01\x02\x03\x04"
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        stalled.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        try:
+            async with raw_client(url, auth={"name": "ok"}) as healthy:
+                with trio.fail_after(5):
+                    while "stalled" not in sockets:
+                        await trio.sleep(0.01)
+                slow = sockets["stalled"]
+                blob = "y" * 4000
+                received: list[Any] = []
+                for n in range(400):
+                    hub.emit("tick", n, blob)
+                    if n % 4 == 0:
+                        await trio.lowlevel.checkpoint()
+                    while len(received) < n - 50:  # the healthy client keeps up
+                        received.append((await healthy.receive_event("tick"))[0])
+                while len(received) < 400:
+                    received.append((await healthy.receive_event("tick"))[0])
+                assert received == list(range(400))
+                assert not slow.connected
+                assert slow.client.session.close_reason == "slow consumer"
+                assert sockets["ok"].connected
+        finally:
+            stalled.close()
