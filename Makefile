@@ -8,7 +8,10 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := tests/node/node_modules/.installed
 ARGS ?=
 
-.PHONY: install run test lint typecheck pytest clean
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_NODE_STAMP := bench/node/node_modules/.installed
+
+.PHONY: install run test lint typecheck pytest bench clean
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -36,5 +39,18 @@ pytest: install
 
 test: install lint typecheck pytest
 
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+$(BENCH_NODE_STAMP): bench/node/package.json bench/node/package-lock.json
+	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $(BENCH_NODE_STAMP)
+
+# Load tests against ours and the two peers, in one invocation: prints a table, writes JSON
+# and a plot under bench/results/. BENCH_ARGS picks scenarios (see bench/README.md).
+bench: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) tests/node/node_modules
+	rm -rf $(VENV) tests/node/node_modules bench/node/node_modules

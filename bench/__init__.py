@@ -1,0 +1,1 @@
+"""Load tests: ours beside Node Socket.IO and python-socketio. Run ``python -m bench.run``."""

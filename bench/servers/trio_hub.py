@@ -1,0 +1,79 @@
+"""Ours: the hub, with the bench's events.
+
+python -m bench.servers.trio_hub --port N [--max-queue 4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import sys
+from importlib.metadata import version
+from typing import Any
+
+import trio
+
+from server.hub import ConnectRefused, Hub, Socket
+from server.lifecycle import cancel_on_signal
+
+
+def build_hub(max_queue: int) -> Hub:
+    hub = Hub(ping_interval=25.0, ping_timeout=20.0, max_queue=max_queue, cors_origins=("*",))
+
+    @hub.use
+    def require_name(socket: Socket) -> None:
+        name = socket.handshake.auth.get("name")
+        if not name:
+            raise ConnectRefused("a name is required")
+        socket.data["name"] = name
+
+    @hub.on("join")
+    def on_join(socket: Socket, room: str) -> bool:
+        socket.join(room)
+        return True
+
+    @hub.on("broadcast")
+    def on_broadcast(socket: Socket, room: str, payload: Any) -> None:
+        hub.to(room).emit("msg", payload)
+
+    @hub.on("echo")
+    def on_echo(socket: Socket, payload: Any) -> Any:
+        return payload
+
+    return hub
+
+
+async def main(host: str, port: int, max_queue: int) -> None:
+    hub = build_hub(max_queue)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(cancel_on_signal, nursery.cancel_scope)
+            listeners = await nursery.start(hub.serve, host, port)
+            bound = listeners[0].socket.getsockname()
+            print(
+                f"listening {bound[0]}:{bound[1]} trio={version('trio')} max_queue={max_queue}",
+                flush=True,
+            )
+    finally:
+        print(f"stats {dict(hub.stats)}", flush=True)
+
+
+def raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--max-queue", type=int, default=4096)
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    raise_fd_limit()
+    trio.run(main, args.host, args.port, args.max_queue)
