@@ -1,0 +1,27 @@
+import { usePresence, useRealtime } from "../realtime";
+import { sameId, type Id } from "../types";
+
+export function initials(name: string): string {
+  return name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0]!.toUpperCase()).join("") || "?";
+}
+
+export function PresenceList({ projectId }: { projectId: Id | null }) {
+  const { user } = useRealtime();
+  const { members, error } = usePresence(projectId);
+  if (projectId === null) return null;
+  if (error)
+    return (
+      <span className="error" data-testid="presence-error">
+        {error}
+      </span>
+    );
+  return (
+    <ul className="presence" aria-label="Online now" data-testid="presence">
+      {members.map((m) => (
+        <li key={String(m.userId)} title={m.userName} className={sameId(m.userId, user.userId) ? "me" : ""} data-testid="online-member">
+          <span className="avatar">{initials(m.userName)}</span> {m.userName}
+        </li>
+      ))}
+    </ul>
+  );
+}

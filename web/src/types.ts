@@ -1,0 +1,71 @@
+// The shapes the server sends (DESIGN.md, "The real-time features"). Ids arrive as JSON
+// numbers or strings depending on the store; the client compares them with `sameId`.
+
+export type Id = string | number;
+
+export const sameId = (a: Id | null | undefined, b: Id | null | undefined): boolean =>
+  a !== null && a !== undefined && b !== null && b !== undefined && String(a) === String(b);
+
+export interface User {
+  userId: Id;
+  userName: string;
+}
+
+export interface Project {
+  id: Id;
+  name: string;
+  [field: string]: unknown;
+}
+
+export interface Task {
+  id: Id;
+  projectId?: Id;
+  title: string;
+  description?: string | null;
+  status?: string;
+  assigneeId?: Id | null;
+  [field: string]: unknown;
+}
+
+export interface ChatMessage {
+  id: Id;
+  userId: Id;
+  userName: string;
+  message: string;
+  replyTo: Id | null;
+  timestamp: string | number;
+  projectId?: Id;
+}
+
+export interface Notification {
+  id: Id;
+  type: string;
+  title: string;
+  body: string;
+  link: string | null;
+  timestamp: string | number;
+  read?: boolean;
+}
+
+export interface TaskUpdated {
+  taskId: Id;
+  changes: Partial<Task>;
+  updatedBy: User | Id;
+  timestamp: string | number;
+  projectId?: Id;
+}
+
+export interface CursorPosition {
+  x: number;
+  y: number;
+}
+
+export interface CursorUpdate {
+  userId: Id;
+  userName: string;
+  taskId: Id | null;
+  position: CursorPosition;
+  projectId?: Id;
+}
+
+export type JoinResult = { ok: true; onlineMembers: User[] } | { ok: false; error: string };
