@@ -1,0 +1,93 @@
+"""The web client (``web/dist``, built by ``npm run build``) served at ``/`` on the app port.
+
+The page talks to the hub on the hub port, across origins. It learns where the hub is from
+a tag this module adds to ``index.html`` as it serves it::
+
+    <meta name="hub" content='{"port": 4001, "url": null}'>
+
+With ``url`` null the page reaches the hub on its own host name and the hub port, so a page
+opened as ``localhost`` or as ``127.0.0.1`` calls the hub by that same name, which the hub's
+CORS allowlist (the app's own origins) accepts. Behind a reverse proxy that serves
+``/socket.io/`` on the page's origin, a hub URL says so.
+
+The hub's port is read at request time from ``app.config["HUB_PORT"]`` (set by
+``python -m server`` once the hub listens, so ``--hub-port 0`` works too; default 4001), and
+``app.config["HUB_URL"]`` overrides it for a proxy.
+
+Any path that is not a file of the build gets ``index.html`` (the page routes itself), except
+under ``/api/``, which stays a JSON 404. Without a build, every page answers 404 with a line
+that says how to build it, so a missing ``npm run build`` is plain to see.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import trio
+from quart import Blueprint, Response, current_app, jsonify, send_from_directory
+from werkzeug.exceptions import NotFound
+
+from server.settings import DEFAULT_HUB_PORT
+
+#: ``web/dist`` of this checkout.
+DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
+
+NOT_BUILT = (
+    "The web client is not built. `make run` builds it when it is missing; "
+    "or run `cd web && npm ci && npm run build`, then reload.\n"
+)
+
+#: Hashed file names (``assets/index-3f9c1a.js``) never change content: cache them a year.
+ASSET_MAX_AGE = 365 * 24 * 3600
+
+
+def hub_tag(hub_port: int, hub_url: str | None = None) -> str:
+    config = json.dumps({"port": hub_port, "url": hub_url}, separators=(",", ":"))
+    return f'<meta name="hub" content="{html.escape(config, quote=True)}">'
+
+
+def create_web(dist: Path = DIST) -> Blueprint:
+    web = Blueprint("web", __name__)
+
+    async def index() -> Response:
+        try:
+            page = await trio.Path(dist / "index.html").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return Response(NOT_BUILT, status=404, content_type="text/plain; charset=utf-8")
+        # the build's index.html is a few hundred bytes: read per request, so a rebuild
+        # is served without a restart
+        tag = hub_tag(
+            int(current_app.config.get("HUB_PORT") or DEFAULT_HUB_PORT),
+            current_app.config.get("HUB_URL") or None,
+        )
+        head_end = page.find("</head>")
+        page = page[:head_end] + tag + page[head_end:] if head_end >= 0 else tag + page
+        response = Response(page, content_type="text/html; charset=utf-8")
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    @web.get("/")
+    async def root() -> Response:
+        return await index()
+
+    @web.get("/<path:path>")
+    async def file_or_page(path: str) -> Any:
+        if path == "api" or path.startswith("api/"):
+            return jsonify({"error": "Not found"}), 404
+        if path != "index.html":
+            try:
+                # safe_join inside refuses paths that leave ``dist``
+                response = await send_from_directory(dist, path)
+            except NotFound:
+                pass
+            else:
+                if path.startswith("assets/"):
+                    response.cache_control.max_age = ASSET_MAX_AGE
+                    response.cache_control.public = True
+                return response
+        return await index()
+
+    return web
