@@ -1,0 +1,331 @@
+"""Machine info, the results table (Markdown), and the latency plot."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from bench.procs import LABELS, NODE_DIR, ROOT, node_executable
+
+
+def machine_info() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+
+    def pkg(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    try:
+        node = subprocess.run(
+            [node_executable(), "--version"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except Exception:
+        node = None
+    try:
+        socketio_js = json.loads(
+            (NODE_DIR / "node_modules" / "socket.io" / "package.json").read_text()
+        )["version"]
+    except OSError:
+        socketio_js = None
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=ROOT,
+        ).stdout.strip()
+    except Exception:
+        commit = None
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "cpu_model": model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "node": node,
+        "socket.io": socketio_js,
+        "trio": pkg("trio"),
+        "python-socketio": pkg("python-socketio"),
+        "uvicorn": pkg("uvicorn"),
+        "loadavg_at_start": list(os.getloadavg()),
+        "git_commit": commit,
+    }
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if math.isnan(value):
+        return None
+    return float(value)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _get(*path: str | int) -> Callable[[dict[str, Any]], Any]:
+    def get(result: dict[str, Any]) -> Any:
+        value: Any = result
+        for key in path:
+            try:
+                value = value[key]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return value
+
+    return get
+
+
+def _idle_level(index: int, key: str) -> Callable[[dict[str, Any]], Any]:
+    def get(result: dict[str, Any]) -> Any:
+        levels = result.get("levels", [])
+        if index >= len(levels):
+            return None
+        level = levels[index]
+        if not level.get("reached"):
+            return "not reached"
+        return level.get(key)
+
+    return get
+
+
+def _idle_label(results: dict[str, Any], index: int, text: str) -> str:
+    for result in results.values():
+        levels = result.get("levels", []) if isinstance(result, dict) else []
+        if index < len(levels):
+            return text.format(n=f"{levels[index]['connections']:,}")
+    return text.format(n="?")
+
+
+# (row label, getter, "higher" / "lower" is better, or "" for information)
+Row = tuple[str, Callable[[dict[str, Any]], Any], str]
+
+
+def rows_for(scenario: str, results: dict[str, Any]) -> list[Row]:
+    if scenario == "fanout":
+        return [
+            ("deliveries/s", _get("deliveries_per_s"), "higher"),
+            ("latency p50 (ms)", _get("latency_ms", "p50"), "lower"),
+            ("latency p99 (ms)", _get("latency_ms", "p99"), "lower"),
+            ("latency max (ms)", _get("latency_ms", "max"), "lower"),
+            ("lost", _get("lost"), "lower"),
+            ("server CPU µs/delivery", _get("cpu", "server_us_per_delivery"), "lower"),
+            ("server CPU, % of a core", _get("cpu", "server_pct_of_core"), ""),
+            ("clients CPU, % of a core", _get("cpu", "clients_pct_of_core"), ""),
+        ]
+    if scenario == "saturation":
+        return [
+            ("most deliveries/s, p99 ≤ limit", _get("best_deliveries_per_s"), "higher"),
+            ("at sender rate (msg/s)", _get("best_rate"), ""),
+            ("p99 there (ms)", _get("best_p99_ms"), ""),
+            ("stopped by", _get("stop_reason"), ""),
+        ]
+    if scenario == "storm":
+        return [
+            ("connections/s", _get("connections_per_s"), "higher"),
+            ("connect p50 (ms)", _get("connect_ms", "p50"), "lower"),
+            ("connect p99 (ms)", _get("connect_ms", "p99"), "lower"),
+            ("join, all acks back (ms)", _get("join_ms"), "lower"),
+        ]
+    if scenario == "idle":
+        rows: list[Row] = [("RSS before (MB)", _get("rss_before_mb"), "")]
+        count = max(
+            (len(r.get("levels", [])) for r in results.values() if isinstance(r, dict)),
+            default=0,
+        )
+        for i in range(count):
+            rows.append((_idle_label(results, i, "RSS at {n} (MB)"), _idle_level(i, "rss_mb"), ""))
+            rows.append(
+                (
+                    _idle_label(results, i, "KB/connection at {n}"),
+                    _idle_level(i, "kb_per_connection"),
+                    "lower",
+                )
+            )
+        return rows
+    if scenario == "slow":
+        return [
+            ("healthy p99, none stalled (ms)", _get("healthy_p99_baseline_ms"), "lower"),
+            ("healthy p99, with stalled (ms)", _get("healthy_p99_stalled_ms"), "lower"),
+            ("healthy lost, with stalled", _get("runs", "stalled", "lost"), "lower"),
+            ("RSS growth, none stalled (MB)", _get("rss_growth_baseline_mb"), "lower"),
+            ("RSS growth, with stalled (MB)", _get("rss_growth_mb"), "lower"),
+            ("stalled clients closed by server", _get("stalled_closed"), ""),
+        ]
+    return []
+
+
+TITLES = {
+    "fanout": "fan-out",
+    "saturation": "saturation",
+    "storm": "connect storm",
+    "idle": "idle memory",
+    "slow": "slow consumers",
+}
+
+
+def describe(scenario: str, results: dict[str, Any]) -> str:
+    """The scenario's parameters, from the first result that has them."""
+    first = next((r for r in results.values() if isinstance(r, dict) and "error" not in r), {})
+    if scenario == "fanout":
+        return (
+            f"{first.get('clients')} clients, {first.get('rate')} msg/s, "
+            f"{first.get('duration')} s, payload {first.get('payload')} B"
+        )
+    if scenario == "saturation":
+        return (
+            f"{first.get('clients')} clients, {first.get('step_duration')} s per step, "
+            f"p99 limit {first.get('p99_limit_ms')} ms"
+        )
+    if scenario == "storm":
+        return (
+            f"{first.get('clients')} clients, {first.get('inflight')} handshakes in flight; "
+            f"join: {first.get('join_clients')} clients"
+        )
+    if scenario == "idle":
+        return "idle WebSocket + Socket.IO connections"
+    if scenario == "slow":
+        return (
+            f"{first.get('clients')} clients, {first.get('stalled')} stalled, "
+            f"{first.get('rate')} msg/s, payload {first.get('payload')} B, "
+            f"{first.get('duration')} s"
+        )
+    return ""
+
+
+def table(doc: dict[str, Any]) -> str:
+    machine = doc["machine"]
+    servers: list[str] = doc["servers"]
+    lines = [
+        f"bench {machine['date']} — {machine['cores']} cores, {machine['cpu_model']}, "
+        f"load at start {', '.join(f'{x:.2f}' for x in machine['loadavg_at_start'])}",
+        f"Python {machine['python']}, trio {machine['trio']}; Node {machine['node']}, "
+        f"socket.io {machine['socket.io']}; python-socketio {machine['python-socketio']} "
+        f"on uvicorn {machine['uvicorn']}; commit {machine['git_commit']}",
+        f"command: {doc['command']}",
+        "",
+    ]
+    head = ["scenario", "metric", *(LABELS[s] for s in servers)]
+    ratios = [o for o in ("node", "pysio") if "trio" in servers and o in servers]
+    head += [f"ours/{'Node' if o == 'node' else 'pysio'}" for o in ratios]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for scenario, results in doc["scenarios"].items():
+        title = f"**{TITLES.get(scenario, scenario)}**"
+        lines.append(f"| {title} | {describe(scenario, results)} |" + " |" * (len(head) - 2))
+        errors = {s: r["error"] for s, r in results.items() if "error" in r}
+        for label, get, better in rows_for(scenario, results):
+            values = {s: (get(results[s]) if s not in errors else "error") for s in servers}
+            arrow = {"higher": " ↑", "lower": " ↓"}.get(better, "")
+            cells = ["", label + arrow, *(_fmt(values[s]) for s in servers)]
+            for other in ratios:
+                ours, theirs = _num(values["trio"]), _num(values[other])
+                if better and ours is not None and theirs:
+                    cells.append(f"{ours / theirs:.2f}")
+                else:
+                    cells.append("")
+            lines.append("| " + " | ".join(cells) + " |")
+        for server, error in errors.items():
+            lines.append(f"| | error ({server}) | {error[:200]} |" + " |" * (len(head) - 3))
+    lines.append("")
+    lines.append(
+        "↑ higher is better, ↓ lower is better; a ratio below 1 on a ↓ row (above 1 on a ↑ row) "
+        "favours ours."
+    )
+    return "\n".join(lines)
+
+
+def plot(doc: dict[str, Any], path: Path) -> bool:
+    """Latency CDF (fan-out), p99 per step (saturation), RSS over time (slow consumers)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = doc["scenarios"]
+    panels = [s for s in ("fanout", "saturation", "slow") if s in scenarios]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, scenario in zip(axes[0], panels, strict=True):
+        results = scenarios[scenario]
+        for server, result in results.items():
+            if "error" in result:
+                continue
+            label = LABELS[server]
+            if scenario == "fanout":
+                cdf = result.get("cdf_ms", [])
+                if cdf:
+                    ys = [i / (len(cdf) - 1) for i in range(len(cdf))]
+                    ax.plot([max(x, 0.01) for x in cdf], ys, label=label)
+            elif scenario == "saturation":
+                steps = result.get("steps", [])
+                ax.plot(
+                    [s["deliveries_per_s"] for s in steps],
+                    [max(s["latency_ms"]["p99"], 0.01) for s in steps],
+                    marker="o",
+                    label=label,
+                )
+            else:
+                samples = result["runs"]["stalled"]["rss_samples"]
+                ax.plot([s["t"] for s in samples], [s["rss_mb"] for s in samples], label=label)
+        if scenario == "fanout":
+            ax.set_xscale("log")
+            ax.set_xlabel("latency (ms)")
+            ax.set_ylabel("fraction of deliveries")
+            ax.set_title(f"fan-out latency CDF\n{describe(scenario, results)}", fontsize=9)
+        elif scenario == "saturation":
+            ax.set_yscale("log")
+            ax.axhline(doc["config"]["p99_limit_ms"], color="grey", linestyle=":")
+            ax.set_xlabel("deliveries/s")
+            ax.set_ylabel("p99 latency (ms)")
+            ax.set_title(
+                f"saturation: p99 per rate step\n{describe(scenario, results)}", fontsize=9
+            )
+        else:
+            ax.set_xlabel("seconds since the sender started")
+            ax.set_ylabel("server RSS (MB)")
+            ax.set_title(f"slow consumers: server RSS\n{describe(scenario, results)}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        f"{doc['machine']['date']}, {doc['machine']['cores']} cores {doc['machine']['cpu_model']}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

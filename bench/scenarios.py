@@ -1,0 +1,414 @@
+"""The five scenarios. Each runs against one server, started fresh for it, and returns a dict.
+
+Every function takes the server name and the run's :class:`Config`, starts the server and the
+client workers itself, and stops them before it returns.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.procs import Server, Workers, split
+
+ROOM = "bench"
+_runs = itertools.count(1)
+
+
+@dataclass
+class Config:
+    client_procs: int = 2
+    # fanout
+    clients: int = 1000
+    rate: float = 20.0
+    duration: float = 10.0
+    payload: int = 100
+    # saturation
+    saturation_clients: int = 1000
+    saturation_rates: list[float] = field(
+        default_factory=lambda: [20, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000]
+    )
+    step_duration: float = 4.0
+    p99_limit_ms: float = 100.0
+    # connect storm
+    storm_clients: int = 1000
+    storm_inflight: int = 200
+    join_clients: int = 1000
+    # idle memory
+    idle_levels: list[int] = field(default_factory=lambda: [5000, 10000])
+    # slow consumers
+    slow_clients: int = 1000
+    slow_stalled: int = 100
+    slow_rate: float = 20.0
+    slow_payload: int = 1024
+    slow_duration: float = 20.0
+    # drain after sending: stop waiting once nothing arrived for this long
+    drain_idle: float = 1.0
+    drain_max: float = 5.0
+    quick: bool = False
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def connect(
+    rx: Workers, n: int, prefix: str, stall: int = 0, inflight: int = 200, timeout: float = 120.0
+) -> dict[str, Any]:
+    """Open ``n`` clients over the workers; returns counts and the wall time it took."""
+    per_worker = max(1, inflight // rx.n)
+    kwargs = [
+        {"n": k, "prefix": f"{prefix}{i}-", "stall": s, "inflight": per_worker, "timeout": timeout}
+        for i, (k, s) in enumerate(zip(split(n, rx.n), split(stall, rx.n), strict=True))
+    ]
+    replies = rx.call("connect", kwargs, timeout + 30)
+    connect_us = sorted(itertools.chain.from_iterable(r["connect_us"] for r in replies))
+    t_start = min(r["t_start"] for r in replies)
+    t_end = max(r["t_end"] for r in replies)
+    return {
+        "ready": sum(r["ready"] for r in replies),
+        "failed": sum(r["failed"] for r in replies),
+        "seconds": (t_end - t_start) / 1e9,
+        "connect_ms": {
+            "p50": pct(connect_us, 0.5) / 1000,
+            "p99": pct(connect_us, 0.99) / 1000,
+            "max": (connect_us[-1] if connect_us else 0) / 1000,
+        },
+    }
+
+
+def join(rx: Workers, room: str = ROOM, timeout: float = 120.0) -> dict[str, Any]:
+    replies = rx.call("join", [{"room": room, "timeout": timeout}] * rx.n, timeout + 30)
+    t_start = min(r["t_start"] for r in replies)
+    t_end = max(r["t_end"] for r in replies)
+    return {
+        "sent": sum(r["sent"] for r in replies),
+        "acked": sum(r["acked"] for r in replies),
+        "seconds": (t_end - t_start) / 1e9,
+    }
+
+
+def require(got: int, wanted: int, what: str) -> None:
+    if got < wanted:
+        raise RuntimeError(f"{what}: {got} of {wanted}")
+
+
+def pct(sorted_values: Any, q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return float(sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))])
+
+
+def cdf_points(sorted_values: Any, points: int = 200) -> list[float]:
+    """Latency (ms) at ``points + 1`` evenly spaced quantiles, for the plot."""
+    if not sorted_values:
+        return []
+    return [round(pct(sorted_values, i / points) / 1000, 3) for i in range(points + 1)]
+
+
+class Sampler:
+    """Samples the server's RSS and open connections every ``interval`` seconds."""
+
+    def __init__(self, server: Server, interval: float = 0.5, connections: bool = False) -> None:
+        self.server = server
+        self.interval = interval
+        self.connections = connections
+        self.samples: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._t0 = time.monotonic()
+
+    def __enter__(self) -> Sampler:
+        self._t0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            sample = {
+                "t": round(time.monotonic() - self._t0, 2),
+                "rss_mb": round(self.server.rss() / 2**20, 2),
+            }
+            if self.connections:
+                sample["established"] = self.server.established()
+            self.samples.append(sample)
+            self._stop.wait(self.interval)
+
+
+def measure(
+    cfg: Config,
+    server: Server,
+    rx: Workers,
+    tx: Workers,
+    rate: float,
+    duration: float,
+    payload: int,
+    keep_cdf: bool = True,
+) -> dict[str, Any]:
+    """One sender at ``rate`` msg/s for ``duration`` s to the room; deliveries and latency."""
+    run = next(_runs)
+    cpu_server0, cpu_rx0, cpu_tx0 = server.cpu(), rx.cpu(), tx.cpu()
+    t0 = time.monotonic()
+    receivers = sum(r["receivers"] for r in rx.call_all("record", run=run))
+    sent_reply = tx.call_all(
+        "send", timeout=duration + 60, room=ROOM, rate=rate, duration=duration, run=run, pad=payload
+    )[0]
+    sent = sent_reply["sent"]
+    send_seconds = max(1e-9, (sent_reply["t_end"] - sent_reply["t_start"]) / 1e9)
+    expected = sent * receivers
+    # drain: until everything arrived, or nothing more arrives
+    drain_start = last_change = time.monotonic()
+    last = -1
+    while True:
+        total = sum(r["received"] for r in rx.call_all("received"))
+        now = time.monotonic()
+        if total >= expected:
+            break
+        if total != last:
+            last, last_change = total, now
+        elif now - last_change > cfg.drain_idle or now - drain_start > cfg.drain_max:
+            break
+        time.sleep(0.05)
+    drain_seconds = time.monotonic() - drain_start
+    replies = rx.call_all("collect")
+    wall = time.monotonic() - t0
+    cpu_server = server.cpu() - cpu_server0
+    cpu_clients = rx.cpu() - cpu_rx0 + tx.cpu() - cpu_tx0
+    latencies = array("q")
+    for r in replies:
+        latencies.frombytes(r["latencies"])
+    lat = sorted(latencies)
+    received = len(lat)
+    result: dict[str, Any] = {
+        "rate": rate,
+        "receivers": receivers,
+        "sent": sent,
+        "expected": expected,
+        "received": received,
+        "lost": expected - received,
+        "healthy_closed": sum(r["healthy_closed"] for r in replies),
+        "send_seconds": round(send_seconds, 3),
+        "drain_seconds": round(drain_seconds, 3),
+        "deliveries_per_s": round(received * rate / sent, 1),
+        "latency_ms": {
+            "p50": pct(lat, 0.5) / 1000,
+            "p90": pct(lat, 0.9) / 1000,
+            "p99": pct(lat, 0.99) / 1000,
+            "max": (lat[-1] if lat else float("nan")) / 1000,
+        },
+        "cpu": {
+            "window_s": round(wall, 3),
+            "server_s": round(cpu_server, 3),
+            "clients_s": round(cpu_clients, 3),
+            "server_pct_of_core": round(100 * cpu_server / wall, 1),
+            "clients_pct_of_core": round(100 * cpu_clients / wall, 1),
+            "server_us_per_delivery": round(1e6 * cpu_server / received, 2) if received else None,
+            "clients_us_per_delivery": round(1e6 * cpu_clients / received, 2) if received else None,
+        },
+        "server_rss_mb": round(server.rss() / 2**20, 1),
+    }
+    if keep_cdf:
+        result["cdf_ms"] = cdf_points(lat)
+    return result
+
+
+# -- the scenarios ---------------------------------------------------------------------------
+
+
+def fanout(name: str, cfg: Config) -> dict[str, Any]:
+    """N clients in one room, one sender at R msg/s for D s."""
+    with (
+        Server(name) as server,
+        Workers(cfg.client_procs, server.port) as rx,
+        Workers(1, server.port) as tx,
+    ):
+        conn = connect(rx, cfg.clients, "f")
+        require(conn["ready"], cfg.clients, "clients connected")
+        require(connect(tx, 1, "sender")["ready"], 1, "sender connected")
+        joined = join(rx)
+        require(joined["acked"], cfg.clients, "joins acked")
+        result = measure(cfg, server, rx, tx, cfg.rate, cfg.duration, cfg.payload)
+        result.update(clients=cfg.clients, duration=cfg.duration, payload=cfg.payload)
+        result["banner"] = server.banner
+        return result
+
+
+def saturation(name: str, cfg: Config) -> dict[str, Any]:
+    """Step the sender's rate up until p99 passes the limit or a delivery is lost."""
+    with (
+        Server(name) as server,
+        Workers(cfg.client_procs, server.port) as rx,
+        Workers(1, server.port) as tx,
+    ):
+        n = cfg.saturation_clients
+        require(connect(rx, n, "s")["ready"], n, "clients connected")
+        require(connect(tx, 1, "sender")["ready"], 1, "sender connected")
+        require(join(rx)["acked"], n, "joins acked")
+        steps: list[dict[str, Any]] = []
+        best: dict[str, Any] | None = None
+        stop_reason = "last step passed"
+        for rate in cfg.saturation_rates:
+            step = measure(cfg, server, rx, tx, rate, cfg.step_duration, cfg.payload, False)
+            steps.append(step)
+            p99 = step["latency_ms"]["p99"]
+            if step["lost"] > 0:
+                stop_reason = f"loss at {rate:g} msg/s"
+                break
+            if not p99 <= cfg.p99_limit_ms:
+                stop_reason = f"p99 {p99:.0f} ms at {rate:g} msg/s"
+                break
+            if best is None or step["deliveries_per_s"] > best["deliveries_per_s"]:
+                best = step
+        return {
+            "clients": n,
+            "step_duration": cfg.step_duration,
+            "p99_limit_ms": cfg.p99_limit_ms,
+            "best_deliveries_per_s": best["deliveries_per_s"] if best else 0.0,
+            "best_rate": best["rate"] if best else None,
+            "best_p99_ms": best["latency_ms"]["p99"] if best else None,
+            "stop_reason": stop_reason,
+            "steps": steps,
+        }
+
+
+def storm(name: str, cfg: Config) -> dict[str, Any]:
+    """Connections/s for K clients (handshake + CONNECT); then the time for 1,000 to join."""
+    with Server(name) as server, Workers(cfg.client_procs, server.port) as rx:
+        conn = connect(rx, cfg.storm_clients, "c", inflight=cfg.storm_inflight)
+        require(conn["ready"], cfg.storm_clients, "clients connected")
+        result: dict[str, Any] = {
+            "clients": cfg.storm_clients,
+            "inflight": cfg.storm_inflight,
+            "connect_seconds": round(conn["seconds"], 3),
+            "connections_per_s": round(cfg.storm_clients / conn["seconds"], 1),
+            "connect_ms": conn["connect_ms"],
+            "failed": conn["failed"],
+        }
+    # the join on a fresh server and fresh clients, all connected before the clock starts
+    with Server(name) as server, Workers(cfg.client_procs, server.port) as rx:
+        require(connect(rx, cfg.join_clients, "j")["ready"], cfg.join_clients, "connected")
+        joined = join(rx)
+        require(joined["acked"], cfg.join_clients, "joins acked")
+        result["join_clients"] = cfg.join_clients
+        result["join_ms"] = round(joined["seconds"] * 1000, 1)
+    return result
+
+
+def idle_memory(name: str, cfg: Config) -> dict[str, Any]:
+    """Server RSS before and after each level of idle WebSocket connections."""
+    levels: list[dict[str, Any]] = []
+    with Server(name) as server, Workers(cfg.client_procs, server.port) as rx:
+        time.sleep(1.0)
+        before = server.rss()
+        have = 0
+        reached = True
+        for level in cfg.idle_levels:
+            if not reached:
+                levels.append({"connections": level, "reached": False})
+                continue
+            try:
+                conn = connect(rx, level - have, f"i{level}-", timeout=120)
+            except Exception as exc:  # a worker gave up: the server could not hold them
+                conn = {"ready": 0, "failed": level - have, "seconds": 0.0, "error": repr(exc)}
+            have += conn["ready"]
+            time.sleep(2.0)
+            if not server.alive() or conn["failed"]:
+                reached = False
+                levels.append(
+                    {
+                        "connections": level,
+                        "reached": False,
+                        "held": have,
+                        "failed": conn["failed"],
+                        "server_alive": server.alive(),
+                    }
+                )
+                continue
+            rss = server.rss()
+            levels.append(
+                {
+                    "connections": level,
+                    "reached": True,
+                    "rss_mb": round(rss / 2**20, 1),
+                    "kb_per_connection": round((rss - before) / level / 1024, 2),
+                    "connect_seconds": round(conn["seconds"], 2),
+                }
+            )
+        for prev, cur in itertools.pairwise(levels):
+            if prev.get("reached") and cur.get("reached"):
+                cur["marginal_kb_per_connection"] = round(
+                    (cur["rss_mb"] - prev["rss_mb"])
+                    * 1024
+                    / (cur["connections"] - prev["connections"]),
+                    2,
+                )
+        return {"rss_before_mb": round(before / 2**20, 1), "levels": levels}
+
+
+def slow_consumers(name: str, cfg: Config) -> dict[str, Any]:
+    """Fan-out with some clients that never read, against the same run without them."""
+    runs: dict[str, Any] = {}
+    for label, stalled in (("baseline", 0), ("stalled", cfg.slow_stalled)):
+        n = cfg.slow_clients
+        with (
+            Server(name) as server,
+            Workers(cfg.client_procs, server.port) as rx,
+            Workers(1, server.port) as tx,
+        ):
+            require(connect(rx, n, "w", stall=stalled)["ready"], n, "clients connected")
+            require(connect(tx, 1, "sender")["ready"], 1, "sender connected")
+            require(join(rx)["acked"], n, "joins acked")
+            time.sleep(0.3)
+            open_before = server.established()
+            with Sampler(server, 0.5, connections=True) as sampler:
+                result = measure(
+                    cfg, server, rx, tx, cfg.slow_rate, cfg.slow_duration, cfg.slow_payload, False
+                )
+            open_after = server.established()
+            closed = open_before - open_after
+            rss = [s["rss_mb"] for s in sampler.samples]
+            result.update(
+                stalled=stalled,
+                healthy=n - stalled,
+                open_before=open_before,
+                open_after=open_after,
+                stalled_closed=max(0, closed - result["healthy_closed"]),
+                rss_samples=sampler.samples,
+                rss_start_mb=rss[0] if rss else None,
+                rss_end_mb=rss[-1] if rss else None,
+                rss_max_mb=max(rss) if rss else None,
+            )
+            runs[label] = result
+    base_p99 = runs["baseline"]["latency_ms"]["p99"]
+    stalled_p99 = runs["stalled"]["latency_ms"]["p99"]
+    return {
+        "clients": cfg.slow_clients,
+        "stalled": cfg.slow_stalled,
+        "rate": cfg.slow_rate,
+        "payload": cfg.slow_payload,
+        "duration": cfg.slow_duration,
+        "healthy_p99_baseline_ms": base_p99,
+        "healthy_p99_stalled_ms": stalled_p99,
+        "stalled_closed": runs["stalled"]["stalled_closed"],
+        "rss_growth_mb": round(runs["stalled"]["rss_end_mb"] - runs["stalled"]["rss_start_mb"], 1),
+        "rss_growth_baseline_mb": round(
+            runs["baseline"]["rss_end_mb"] - runs["baseline"]["rss_start_mb"], 1
+        ),
+        "runs": runs,
+    }
+
+
+SCENARIOS = {
+    "fanout": fanout,
+    "saturation": saturation,
+    "storm": storm,
+    "idle": idle_memory,
+    "slow": slow_consumers,
+}
