@@ -15,8 +15,8 @@ The hub's port is read at request time from ``app.config["HUB_PORT"]`` (set by
 ``app.config["HUB_URL"]`` overrides it for a proxy.
 
 Any path that is not a file of the build gets ``index.html`` (the page routes itself), except
-under ``/api/``, which stays a JSON 404. Without a build, every page answers 404 with a line
-that says how to build it, so a missing ``npm run build`` is plain to see.
+under ``/api/``, which this blueprint does not match at all. Without a build, every page
+answers 404 with a line that says how to build it, so a missing build is plain to see.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Any
 
 import trio
-from quart import Blueprint, Response, current_app, jsonify, send_from_directory
+from quart import Blueprint, Response, current_app, send_from_directory
+from quart.blueprints import BlueprintSetupState
 from werkzeug.exceptions import NotFound
+from werkzeug.routing import PathConverter
 
 from server.settings import DEFAULT_HUB_PORT
 
@@ -49,8 +50,18 @@ def hub_tag(hub_port: int, hub_url: str | None = None) -> str:
     return f'<meta name="hub" content="{html.escape(config, quote=True)}">'
 
 
+class PagePath(PathConverter):
+    """Any path outside ``/api/``: the API's unknown paths and methods stay the API's 404s."""
+
+    regex = r"(?!api(?:/|$))[^/].*?"
+
+
 def create_web(dist: Path = DIST) -> Blueprint:
     web = Blueprint("web", __name__)
+
+    @web.record_once
+    def add_converter(state: BlueprintSetupState) -> None:
+        state.app.url_map.converters["page"] = PagePath
 
     async def index() -> Response:
         try:
@@ -73,10 +84,8 @@ def create_web(dist: Path = DIST) -> Blueprint:
     async def root() -> Response:
         return await index()
 
-    @web.get("/<path:path>")
-    async def file_or_page(path: str) -> Any:
-        if path == "api" or path.startswith("api/"):
-            return jsonify({"error": "Not found"}), 404
+    @web.get("/<page:path>")
+    async def file_or_page(path: str) -> Response:
         if path != "index.html":
             try:
                 # safe_join inside refuses paths that leave ``dist``
