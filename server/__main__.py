@@ -5,7 +5,10 @@ Task tree::
     root nursery
     ├── signal watcher: SIGINT / SIGTERM -> hub.shutdown(grace) -> cancel the root
     ├── hub.serve (hub port): /socket.io/, long-polling and WebSocket
-    └── serve_app (app port): Hypercorn + Quart-Trio
+    ├── serve_app (app port): Hypercorn + Quart-Trio (REST, /metrics, /healthz)
+    └── monitor: a log line every MONITOR_INTERVAL seconds
+
+The store (SQLite, calls on worker threads) is opened before the nursery and closed after it.
 """
 
 from __future__ import annotations
@@ -13,15 +16,30 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import trio
 
 from server.http.app import create_app, serve_app
 from server.hub import Hub
-from server.lifecycle import cancel_on_signal
+from server.lifecycle import cancel_on_signal, print_dev_banner
+from server.realtime import Realtime, TokenVerifier, run_monitor
+from server.realtime.demo import demo_tokens, seed
 from server.settings import Settings, parse
+from server.store import open_store
 
 log = logging.getLogger("server")
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What :func:`run` reports once both listeners are up (tests use the ports)."""
+
+    hub: Hub
+    realtime: Realtime
+    app_port: int
+    hub_port: int
+    demo_project_id: int | None
 
 
 def build_hub(settings: Settings) -> Hub:
@@ -34,20 +52,54 @@ def build_hub(settings: Settings) -> Hub:
     )
 
 
-async def run(settings: Settings) -> None:
-    hub = build_hub(settings)
-    app = create_app(hub)
-    async with trio.open_nursery() as root:
+async def run(
+    settings: Settings,
+    *,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    store = await open_store(settings.database_url, max_threads=settings.db_threads)
+    try:
+        hub = build_hub(settings)
+        verifier = TokenVerifier(settings.jwt_secret)
+        if len(settings.jwt_secret.encode()) < 32:
+            log.warning("JWT_SECRET is shorter than 32 bytes: HS256 wants at least 32")
+        realtime = Realtime(hub, store, verifier).install()
+        demo_project_id = await seed(store) if settings.dev else None
+        app = create_app(
+            hub,
+            realtime,
+            demo_project_id=demo_project_id,
+            cors_origins=settings.allowed_origins,
+        )
+        async with trio.open_nursery() as root:
 
-        async def drain() -> None:
-            await hub.shutdown(settings.shutdown_grace)
+            async def drain() -> None:
+                await hub.shutdown(settings.shutdown_grace)
 
-        await root.start(cancel_on_signal, root.cancel_scope, drain)
-        listeners = await root.start(hub.serve, settings.host, settings.hub_port)
-        hub_port = listeners[0].socket.getsockname()[1]
-        binds = await root.start(serve_app, app, settings.host, settings.port)
-        log.info("hub listening on http://%s:%d/socket.io/", settings.host, hub_port)
-        log.info("app listening on %s", ", ".join(binds))
+            if handle_signals:
+                await root.start(cancel_on_signal, root.cancel_scope, drain)
+            listeners = await root.start(hub.serve, settings.host, settings.hub_port)
+            hub_port = listeners[0].socket.getsockname()[1]
+            app.config["HUB_PORT"] = hub_port  # the web client's page is told where the hub is
+            binds = await root.start(serve_app, app, settings.host, settings.port)
+            app_port = int(binds[0].rsplit(":", 1)[1])
+            await root.start(run_monitor, hub, realtime, settings.monitor_interval)
+            log.info("hub listening on http://%s:%d/socket.io/", settings.host, hub_port)
+            log.info("app listening on %s", ", ".join(binds))
+            log.info("database: %s", settings.database_url)
+            if settings.dev:
+                assert demo_project_id is not None
+                print_dev_banner(
+                    f"http://{settings.host}:{app_port}",
+                    f"http://{settings.host}:{hub_port}",
+                    demo_project_id,
+                    [(u.user_id, u.role, token) for u, token in demo_tokens(verifier)],
+                )
+            task_status.started(Running(hub, realtime, app_port, hub_port, demo_project_id))
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.aclose()
     log.info("stopped")
 
 

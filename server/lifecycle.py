@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -38,3 +39,22 @@ async def cancel_on_signal(
                 await before_cancel()
                 nursery.cancel_scope.cancel()
     scope.cancel()
+
+
+def print_dev_banner(
+    app_url: str, hub_url: str, project_id: int, tokens: list[tuple[str, str, str]]
+) -> None:
+    """``--dev``: say how to try the server, with a token for each demo user (on stderr)."""
+    lines = [
+        "",
+        "--dev: development mode (demo tokens below; never use --dev in production)",
+        f"  app (REST): {app_url}    hub (Socket.IO): {hub_url}",
+        f"  demo project id: {project_id}",
+    ]
+    for user_id, role, token in tokens:
+        lines.append(f"  token for {user_id} ({role}): {token}")
+    lines.append(
+        f"  more: curl -X POST {app_url}/api/dev/token -H 'Content-Type: application/json' "
+        """-d '{"userId": "carol"}'"""
+    )
+    print("\n".join(lines) + "\n", file=sys.stderr, flush=True)

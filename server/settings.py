@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_PORT = 4000
 DEFAULT_HUB_PORT = 4001
+DEFAULT_DATABASE_URL = "sqlite:///./data/app.db"
+
+NO_SECRET = (
+    "JWT_SECRET is not set: set it to the secret your tokens are signed with (HS256), "
+    "or start with --dev to try the server with demo tokens"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +34,15 @@ class Settings:
     #: Seconds a shutdown waits for connections to close before it stops anyway.
     shutdown_grace: float = 5.0
     log_level: str = "INFO"
+    #: HS256 secret that tokens are verified with (``JWT_SECRET``; never a flag).
+    jwt_secret: str = field(default="", repr=False)
+    #: ``--dev``: demo project and users, ``POST /api/dev/token``, tokens printed at start.
+    dev: bool = False
+    database_url: str = DEFAULT_DATABASE_URL
+    #: Worker threads the store may use at once.
+    db_threads: int = 4
+    #: Seconds between the monitor's log lines.
+    monitor_interval: float = 30.0
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:
@@ -84,7 +100,42 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
     parser.add_argument(
         "--log-level", default=default("LOG_LEVEL", d.log_level), help="(LOG_LEVEL)"
     )
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="development mode: a demo project, POST /api/dev/token, demo tokens printed at "
+        "start; a random JWT secret unless JWT_SECRET is set",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=default("DATABASE_URL", d.database_url),
+        help="sqlite:///path/to/file.db (DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--db-threads",
+        type=int,
+        default=default("DB_THREADS", d.db_threads),
+        help="database calls at once, each on a worker thread (DB_THREADS)",
+    )
+    parser.add_argument(
+        "--monitor-interval",
+        type=float,
+        default=default("MONITOR_INTERVAL", d.monitor_interval),
+        help="seconds between monitoring log lines (MONITOR_INTERVAL)",
+    )
     args = parser.parse_args(argv)
+    secret = env.get("JWT_SECRET", "")
+    if not secret:
+        if not args.dev:
+            parser.error(NO_SECRET)
+        secret = secrets.token_urlsafe(32)  # dev: tokens last as long as this process
+    if not args.database_url.startswith("sqlite:///"):
+        parser.error(
+            f"--database-url / DATABASE_URL: only sqlite:///path is supported, "
+            f"not {args.database_url!r}"
+        )
+    if args.db_threads < 1 or args.monitor_interval <= 0:
+        parser.error("--db-threads and --monitor-interval must be positive")
     origins = tuple(o.strip() for o in args.cors_origins.split(",") if o.strip())
     return Settings(
         host=args.host,
@@ -96,4 +147,9 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         max_payload=args.max_payload,
         connect_timeout=args.connect_timeout,
         log_level=args.log_level.upper(),
+        jwt_secret=secret,
+        dev=args.dev,
+        database_url=args.database_url,
+        db_threads=args.db_threads,
+        monitor_interval=args.monitor_interval,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,12 +11,24 @@ import time
 import urllib.request
 from pathlib import Path
 
+import jwt
 import pytest
 import socketio
 
 from tests.node_harness import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of ``python -m server`` in a test: a secret, a database in ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "DATABASE_URL")}
+    env.update(
+        JWT_SECRET="entrypoint-test-secret-of-32-bytes-or-more",
+        DATABASE_URL=f"sqlite:///{tmp_path}/app.db",
+    )
+    env.update(extra)
+    return env
 
 
 def wait_until_serving(url: str, proc: subprocess.Popen[str], timeout: float = 15.0) -> bytes:
@@ -36,11 +49,12 @@ def wait_until_serving(url: str, proc: subprocess.Popen[str], timeout: float = 1
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_serves_both_ports_and_stops_cleanly(signum: signal.Signals) -> None:
+def test_serves_both_ports_and_stops_cleanly(signum: signal.Signals, tmp_path: Path) -> None:
     port, hub_port = free_port(), free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "--port", str(port), "--hub-port", str(hub_port)],
         cwd=ROOT,
+        env=server_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -52,7 +66,12 @@ def test_serves_both_ports_and_stops_cleanly(signum: signal.Signals) -> None:
         client = socketio.Client(reconnection=False)
         disconnected: list[str] = []
         client.on("disconnect", lambda reason=None: disconnected.append(str(reason)))
-        client.connect(f"http://127.0.0.1:{hub_port}", wait_timeout=5)
+        token = jwt.encode(
+            {"userId": "u1", "userName": "U", "exp": int(time.time()) + 60},
+            "entrypoint-test-secret-of-32-bytes-or-more",
+            algorithm="HS256",
+        )
+        client.connect(f"http://127.0.0.1:{hub_port}", auth={"token": token}, wait_timeout=5)
         health = json.loads(wait_until_serving(f"http://127.0.0.1:{port}/healthz", proc))
         assert health["hub"]["clients"] == 1
 
@@ -70,6 +89,23 @@ def test_serves_both_ports_and_stops_cleanly(signum: signal.Signals) -> None:
         time.sleep(0.05)
     assert disconnected, "the connected client was not told the server went away"
     client.disconnect()
+
+
+def test_refuses_to_start_without_a_secret_or_dev(tmp_path: Path) -> None:
+    env = server_env(tmp_path)
+    del env["JWT_SECRET"]
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "--port", "0", "--hub-port", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "JWT_SECRET is not set" in result.stderr
+    assert "--dev" in result.stderr
+    assert not (tmp_path / "app.db").exists()
 
 
 def test_bad_settings_fail_with_a_message() -> None:

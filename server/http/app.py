@@ -1,24 +1,81 @@
+"""The app on the app port: REST API, /metrics, /healthz (and, later, the web client at /).
+
+It reaches the hub in-process, through its public API and the real-time service.
+"""
+
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
-from quart import jsonify
+from quart import Response, jsonify, request
 from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
 
+from server.http.api import create_api
+from server.http.dev import create_dev
+from server.http.metrics import HttpCounts, create_monitoring
+from server.http.static import create_web
 from server.hub import Hub
+from server.realtime import Realtime
+
+log = logging.getLogger("server.http")
+
+#: The largest request body the API reads.
+MAX_BODY = 1_000_000
 
 
-def create_app(hub: Hub) -> QuartTrio:
-    """The app on the app port; it reaches the hub in-process through its public API."""
+def create_app(
+    hub: Hub,
+    realtime: Realtime | None = None,
+    *,
+    demo_project_id: int | None = None,
+    cors_origins: tuple[str, ...] = (),
+) -> QuartTrio:
+    """The app; without ``realtime`` it serves only /healthz and /metrics.
+
+    ``demo_project_id`` (``--dev``) registers ``POST /api/dev/token``. ``cors_origins`` are
+    the browser origins allowed to call the API from elsewhere (``*`` for any).
+    """
     app = QuartTrio(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    http: HttpCounts = Counter()
+    app.register_blueprint(create_monitoring(hub, realtime, http))
+    if realtime is not None:
+        app.register_blueprint(create_api(realtime))
+        if demo_project_id is not None:
+            app.register_blueprint(create_dev(realtime, demo_project_id))
+    app.register_blueprint(create_web())  # the board page at /, from web/dist
 
-    @app.get("/healthz")
-    async def healthz() -> Any:
-        return jsonify({"status": "ok", "hub": {"clients": hub.client_count}})
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Any:
+        if request.path.startswith("/api/"):
+            return jsonify({"error": exc.name}), exc.code or 500
+        return exc
+
+    @app.errorhandler(Exception)
+    async def internal_error(exc: Exception) -> Any:
+        log.error("%s %s failed", request.method, request.path, exc_info=exc)
+        return jsonify({"error": "Internal error"}), 500
+
+    @app.after_request
+    async def count_and_allow(response: Response) -> Response:
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        http[(request.method, rule, response.status_code)] += 1
+        origin = request.headers.get("Origin")
+        if origin and ("*" in cors_origins or origin in cors_origins):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            if request.method == "OPTIONS":
+                response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, OPTIONS"
+                response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+                response.headers["Access-Control-Max-Age"] = "600"
+        return response
 
     return app
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -79,6 +80,8 @@ class EngineServer:
         self._running = 0
         self._all_closed = trio.Event()
         self._all_closed.set()
+        #: Counts of sessions that have ended (see :meth:`totals`).
+        self._ended: Counter[str] = Counter()
 
     # ---- serving -------------------------------------------------------------------------
     async def serve(
@@ -136,6 +139,22 @@ class EngineServer:
     def _remove(self, session: Session) -> None:
         if self.sessions.get(session.sid) is session:
             del self.sessions[session.sid]
+        ended = self._ended
+        ended["sessions_closed"] += 1
+        ended["packets_out"] += session.packets_out
+        ended["dropped_volatile"] += session.dropped_volatile
+        if session.close_reason == "slow consumer":
+            ended["slow_consumer_closes"] += 1
+
+    def totals(self) -> Counter[str]:
+        """Counters since start, for monitoring: ``packets_out``, ``dropped_volatile``,
+        ``slow_consumer_closes``, ``sessions_closed``. Sessions keep their own counts while
+        they live (no shared state on the send path); ended ones are folded in here."""
+        totals = Counter(self._ended)
+        for session in self.sessions.values():
+            totals["packets_out"] += session.packets_out
+            totals["dropped_volatile"] += session.dropped_volatile
+        return totals
 
     # ---- HTTP ----------------------------------------------------------------------------
     async def handle_stream(self, stream: trio.SocketStream) -> None:

@@ -93,6 +93,8 @@ class Session:
         self.queue: deque[Wire] = deque()
         #: Counted here so the Socket.IO layer and /metrics can read them.
         self.dropped_volatile = 0
+        #: Engine.IO messages queued or written for the client (pings not counted).
+        self.packets_out = 0
         self._heartbeat = heartbeat
         self._on_removed = on_removed
         # long-polling state
@@ -196,6 +198,7 @@ class Session:
         if self.state is not State.OPEN:
             return False
         if not self.queue and self.transport.try_write(wire):
+            self.packets_out += len(wire.packets)
             return True
         if len(self.queue) >= self.config.max_queue:
             if volatile:
@@ -205,6 +208,7 @@ class Session:
             self.close("slow consumer")
             return False
         self.queue.append(wire)
+        self.packets_out += len(wire.packets)
         self.transport.notify()
         self._poll_wakeup.set()
         return True

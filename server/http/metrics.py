@@ -1,0 +1,144 @@
+"""``GET /metrics`` (Prometheus text format, version 0.0.4) and ``GET /healthz``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from quart import Blueprint, Response, jsonify
+
+from server.hub import Hub
+from server.realtime import Realtime
+
+#: (method, route, status) -> requests served; filled by the app's after_request hook.
+HttpCounts = Counter[tuple[str, str, int]]
+
+
+def _num(value: float) -> str:
+    return str(value) if isinstance(value, int) else repr(float(value))
+
+
+def _label(value: object) -> str:
+    text = str(value)
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class _Text:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def metric(self, name: str, kind: str, help: str, samples: list[tuple[str, float]]) -> None:
+        self.lines.append(f"# HELP {name} {help}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            self.lines.append(f"{name}{labels} {_num(value)}")
+
+    def render(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def render(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> str:
+    out = _Text()
+    totals = hub.engine.totals()
+    stats = hub.stats
+    handler_errors = stats["handler_errors"] + (realtime.stats["handler_errors"] if realtime else 0)
+    out.metric(
+        "hub_connected_clients",
+        "gauge",
+        "Engine.IO connections open now.",
+        [("", hub.client_count)],
+    )
+    out.metric(
+        "hub_packets_in_total",
+        "counter",
+        "Messages received from clients.",
+        [("", stats["packets_in"])],
+    )
+    out.metric(
+        "hub_packets_out_total",
+        "counter",
+        "Messages queued or written to clients (one per recipient).",
+        [("", totals["packets_out"])],
+    )
+    out.metric(
+        "hub_volatile_dropped_total",
+        "counter",
+        "Volatile packets dropped because a client's queue was full.",
+        [("", totals["dropped_volatile"])],
+    )
+    out.metric(
+        "hub_slow_consumer_closes_total",
+        "counter",
+        "Connections closed because their outbound queue was full.",
+        [("", totals["slow_consumer_closes"])],
+    )
+    out.metric(
+        "hub_parse_errors_total",
+        "counter",
+        "Malformed packets (connection closed).",
+        [("", stats["parse_errors"])],
+    )
+    out.metric(
+        "hub_handler_errors_total", "counter", "Event handlers that failed.", [("", handler_errors)]
+    )
+    if realtime is not None:
+        rooms = realtime.room_users()
+        out.metric(
+            "realtime_project_rooms",
+            "gauge",
+            "Project rooms with sockets in this process.",
+            [("", len(rooms))],
+        )
+        out.metric(
+            "realtime_project_room_users",
+            "gauge",
+            "Users (not sockets) in each project room, in this process.",
+            [(f'{{project="{pid}"}}', users) for pid, users in rooms.items()],
+        )
+        out.metric(
+            "realtime_auth_refused_total",
+            "counter",
+            "Connections refused at the handshake (missing or invalid token).",
+            [("", realtime.stats["auth_refused"])],
+        )
+        out.metric(
+            "realtime_chat_messages_total",
+            "counter",
+            "Chat messages stored and sent.",
+            [("", realtime.stats["messages"])],
+        )
+        latency = realtime.store.latency
+        samples: list[tuple[str, float]] = []
+        for op, hist in sorted(latency.ops.items()):
+            for le, count in hist.cumulative():
+                samples.append((f'_bucket{{op="{_label(op)}",le="{le}"}}', count))
+            samples.append((f'_sum{{op="{_label(op)}"}}', hist.total))
+            samples.append((f'_count{{op="{_label(op)}"}}', hist.count))
+        out.lines.append("# HELP store_operation_seconds Time of a database call, queue included.")
+        out.lines.append("# TYPE store_operation_seconds histogram")
+        for suffix, value in samples:
+            out.lines.append(f"store_operation_seconds{suffix} {_num(value)}")
+    out.metric(
+        "http_requests_total",
+        "counter",
+        "HTTP requests served by the app.",
+        [
+            (f'{{method="{_label(m)}",route="{_label(r)}",status="{s}"}}', n)
+            for (m, r, s), n in sorted(http.items())
+        ],
+    )
+    return out.render()
+
+
+def create_monitoring(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> Blueprint:
+    bp = Blueprint("monitoring", __name__)
+
+    @bp.get("/metrics")
+    async def metrics() -> Any:
+        return Response(render(hub, realtime, http), content_type="text/plain; version=0.0.4")
+
+    @bp.get("/healthz")
+    async def healthz() -> Any:
+        return jsonify({"status": "ok", "hub": {"clients": hub.client_count}})
+
+    return bp

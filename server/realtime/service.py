@@ -1,0 +1,315 @@
+"""The project tool's real-time features, registered on a :class:`~server.hub.Hub`.
+
+Rooms are ``user:<userId>`` (every socket joins its user's room on connect) and
+``project:<projectId>`` (joined with ``joinProject``). Every event handler answers the
+client's ack with ``{ok: true, ...}`` or ``{ok: false, error}``; a malformed payload is an
+error answer, never a dropped connection.
+
+Presence is per user: ``userJoined`` goes to a project room when a user's first socket joins
+it, ``userLeft`` when their last one leaves it or disconnects. A second tab is no arrival.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from server.hub import ConnectRefused, Hub, Socket
+from server.realtime import payloads as p
+from server.realtime.access import NO_ACCESS, Access
+from server.realtime.auth import TOKEN_INVALID, TOKEN_MISSING, Identity, InvalidToken, TokenVerifier
+from server.realtime.notifier import Notifier
+from server.store import Store, Task, now_iso
+
+log = logging.getLogger("realtime")
+
+Answer = dict[str, Any]
+
+
+def project_room(project_id: int) -> str:
+    return f"project:{project_id}"
+
+
+def identity(socket: Any) -> Identity:
+    """Who a socket is (set by the authentication middleware)."""
+    data = socket.data
+    return Identity(data["userId"], data["userName"], data["role"])
+
+
+def _answers(
+    fn: Callable[..., Awaitable[Answer | None]],
+) -> Callable[..., Awaitable[Answer | None]]:
+    """Turn :class:`~server.realtime.payloads.Invalid` into ``{ok: false, error}`` and any
+    other failure into a logged, counted ``Internal error`` answer."""
+
+    @wraps(fn)
+    async def handler(self: Realtime, socket: Socket, *args: Any) -> Answer | None:
+        try:
+            return await fn(self, socket, *args)
+        except p.Invalid as exc:
+            return {"ok": False, "error": str(exc)}
+        except Exception:
+            self.stats["handler_errors"] += 1
+            log.exception("%s failed for socket %s", fn.__name__, socket.id)
+            return {"ok": False, "error": "Internal error"}
+
+    return handler
+
+
+class Realtime:
+    """Owns the hub's handlers for the project tool, and what they need to remember."""
+
+    def __init__(self, hub: Hub, store: Store, verifier: TokenVerifier) -> None:
+        self.hub = hub
+        self.store = store
+        self.verifier = verifier
+        self.access = Access(store)
+        self.notifier = Notifier(hub, store)
+        #: This process's sockets per project room: project id -> {socket id: user id}.
+        self.rooms: dict[int, dict[str, str]] = {}
+        #: The project rooms each socket of this process is in (its disconnect handler runs
+        #: after the hub has taken it out of every room).
+        self.joined: dict[str, set[int]] = {}
+        #: messages, handler_errors, auth_refused ... for /metrics.
+        self.stats: Counter[str] = Counter()
+
+    def install(self) -> Realtime:
+        hub = self.hub
+        hub.use(self.authenticate)
+        hub.on("connect", self.on_connect)
+        hub.on("disconnect", self.on_disconnect)
+        hub.on("joinProject", self.join_project)
+        hub.on("leaveProject", self.leave_project)
+        hub.on("chatMessage", self.chat_message)
+        hub.on("typing", self.typing)
+        hub.on("cursorMove", self.cursor_move)
+        hub.on("notificationRead", self.notification_read)
+        return self
+
+    # ---- connecting ----------------------------------------------------------------------
+    def authenticate(self, socket: Socket) -> None:
+        auth = socket.handshake.auth
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not token or not isinstance(token, str):
+            self.stats["auth_refused"] += 1
+            raise ConnectRefused(TOKEN_MISSING)
+        try:
+            who = self.verifier.verify(token)
+        except InvalidToken as exc:
+            self.stats["auth_refused"] += 1
+            log.info("connection refused: %s", exc)
+            raise ConnectRefused(TOKEN_INVALID) from None
+        socket.data.update(userId=who.user_id, userName=who.user_name, role=who.role)
+
+    async def on_connect(self, socket: Socket) -> None:
+        who = identity(socket)
+        if not getattr(socket, "recovered", False):
+            await self.notifier.welcome(socket, who.user_id)
+            return
+        # Connection state recovery gave the socket back its rooms, and the events it missed
+        # (live notifications among them): only presence needs telling again.
+        for room in socket.rooms:
+            kind, _, number = room.partition(":")
+            if kind == "project" and number.isdigit():
+                await self._arrive(socket, who, int(number))
+
+    async def on_disconnect(self, socket: Socket, reason: str) -> None:
+        who = identity(socket)
+        for project_id in sorted(self.joined.get(socket.id, ())):
+            self._forget(socket, project_id)
+            await self._announce_leaving(who, project_id)
+        self.joined.pop(socket.id, None)
+
+    # ---- project rooms -------------------------------------------------------------------
+    @_answers
+    async def join_project(self, socket: Socket, *args: Any) -> Answer:
+        project_id = p.ident(args[0] if args else None, "projectId")
+        who = identity(socket)
+        if not await self.access.may_join(who, project_id):
+            socket.emit("error", {"message": NO_ACCESS, "projectId": project_id})
+            return {"ok": False, "error": NO_ACCESS}
+        if not socket.connected:
+            return {"ok": False, "error": "Disconnected"}
+        room = project_room(project_id)
+        if room not in socket.rooms:
+            socket.join(room)
+            online = await self._arrive(socket, who, project_id)
+        else:
+            online = await self.online(project_id)
+        members = [{"userId": uid, "userName": name} for uid, name in online.items()]
+        members.sort(key=lambda m: (m["userName"], m["userId"]))
+        return {"ok": True, "onlineMembers": members}
+
+    async def online(self, project_id: int) -> dict[str, str]:
+        """userId -> userName of every socket in the room, cluster-wide."""
+        online: dict[str, str] = {}
+        for other in await self.hub.to(project_room(project_id)).fetch_sockets():
+            user_id = other.data.get("userId")
+            if user_id is not None:
+                online.setdefault(user_id, other.data.get("userName", user_id))
+        return online
+
+    async def _arrive(self, socket: Socket, who: Identity, project_id: int) -> dict[str, str]:
+        """Record that ``socket`` is in the room; ``userJoined`` if it is the user's first."""
+        self.joined.setdefault(socket.id, set()).add(project_id)
+        self.rooms.setdefault(project_id, {})[socket.id] = who.user_id
+        room = project_room(project_id)
+        online: dict[str, str] = {}
+        first = True
+        for other in await self.hub.to(room).fetch_sockets():
+            user_id = other.data.get("userId")
+            if user_id is None:
+                continue
+            online.setdefault(user_id, other.data.get("userName", user_id))
+            if user_id == who.user_id and other.id != socket.id:
+                first = False
+        if first:
+            socket.to(room).emit("userJoined", self._presence(who, project_id))
+        return online
+
+    @_answers
+    async def leave_project(self, socket: Socket, *args: Any) -> Answer:
+        project_id = p.ident(args[0] if args else None, "projectId")
+        if project_room(project_id) not in socket.rooms:
+            return {"ok": True}
+        socket.leave(project_room(project_id))
+        self._forget(socket, project_id)
+        await self._announce_leaving(identity(socket), project_id)
+        return {"ok": True}
+
+    def _forget(self, socket: Socket, project_id: int) -> None:
+        self.joined.get(socket.id, set()).discard(project_id)
+        here = self.rooms.get(project_id)
+        if here is not None:
+            here.pop(socket.id, None)
+            if not here:
+                del self.rooms[project_id]
+
+    async def _announce_leaving(self, who: Identity, project_id: int) -> None:
+        room = project_room(project_id)
+        for other in await self.hub.to(room).fetch_sockets():
+            if other.data.get("userId") == who.user_id:
+                return  # another tab of theirs is still there
+        self.hub.to(room).emit("userLeft", self._presence(who, project_id))
+
+    @staticmethod
+    def _presence(who: Identity, project_id: int) -> dict[str, Any]:
+        return {"userId": who.user_id, "userName": who.user_name, "projectId": project_id}
+
+    def _joined(self, socket: Socket, project_id: int) -> None:
+        if project_room(project_id) not in socket.rooms:
+            raise p.Invalid("Join the project first")
+
+    # ---- chat, typing, cursors -----------------------------------------------------------
+    @_answers
+    async def chat_message(self, socket: Socket, *args: Any) -> Answer:
+        body = p.obj(args[0] if args else None)
+        project_id = p.ident(body.get("projectId"), "projectId")
+        message = p.text(body.get("message"), "message", p.MAX_MESSAGE)
+        reply_to = p.optional_ident(body.get("replyTo"), "replyTo")
+        self._joined(socket, project_id)
+        if reply_to is not None:
+            original = await self.store.get_message(reply_to)
+            if original is None or original.project_id != project_id:
+                raise p.Invalid("replyTo: no such message in this project")
+        who = identity(socket)
+        saved = await self.store.add_message(
+            project_id, who.user_id, who.user_name, message, reply_to
+        )
+        self.stats["messages"] += 1
+        self.hub.to(project_room(project_id)).emit("newMessage", saved.as_json())
+        return {"ok": True, "id": saved.id}
+
+    @_answers
+    async def typing(self, socket: Socket, *args: Any) -> Answer:
+        body = p.obj(args[0] if args else None)
+        project_id = p.ident(body.get("projectId"), "projectId")
+        is_typing = p.flag(body.get("isTyping"), "isTyping")
+        self._joined(socket, project_id)
+        who = identity(socket)
+        socket.to(project_room(project_id)).volatile.emit(
+            "userTyping",
+            {
+                "userId": who.user_id,
+                "userName": who.user_name,
+                "projectId": project_id,
+                "isTyping": is_typing,
+            },
+        )
+        return {"ok": True}
+
+    @_answers
+    async def cursor_move(self, socket: Socket, *args: Any) -> Answer:
+        body = p.obj(args[0] if args else None)
+        project_id = p.ident(body.get("projectId"), "projectId")
+        task_id = p.task_ref(body.get("taskId"))
+        position = p.position(body.get("position"))
+        self._joined(socket, project_id)
+        who = identity(socket)
+        socket.to(project_room(project_id)).volatile.emit(
+            "cursorUpdate",
+            {
+                "userId": who.user_id,
+                "userName": who.user_name,
+                "projectId": project_id,
+                "taskId": task_id,
+                "position": position,
+            },
+        )
+        return {"ok": True}
+
+    # ---- notifications -------------------------------------------------------------------
+    @_answers
+    async def notification_read(self, socket: Socket, *args: Any) -> Answer:
+        notification_id = p.ident(args[0] if args else None, "id")
+        if await self.store.mark_notification_read(identity(socket).user_id, notification_id):
+            return {"ok": True}
+        return {"ok": False, "error": "Notification not found"}
+
+    # ---- called by the REST API ----------------------------------------------------------
+    def task_created(self, task: Task, by: Identity) -> None:
+        self.hub.to(project_room(task.project_id)).emit("taskCreated", task.as_json())
+
+    async def task_updated(self, task: Task, changes: dict[str, Any], by: Identity) -> None:
+        """``taskUpdated`` to the project room; a notification for an assignee who is not
+        the one who made the change (stored, so it waits for them if they are offline)."""
+        self.hub.to(project_room(task.project_id)).emit(
+            "taskUpdated",
+            {
+                "taskId": task.id,
+                "projectId": task.project_id,
+                "changes": changes,
+                "task": task.as_json(),
+                "updatedBy": {"userId": by.user_id, "userName": by.user_name},
+                "timestamp": task.updated_at,
+            },
+        )
+        if task.assignee_id is not None and task.assignee_id != by.user_id:
+            await self.notifier.notify(
+                task.assignee_id,
+                "task_update",
+                f"Task updated: {task.title}",
+                f"{by.user_name} changed {', '.join(changes)}",
+                f"/projects/{task.project_id}/tasks/{task.id}",
+            )
+
+    async def task_assigned(self, task: Task, by: Identity) -> None:
+        if task.assignee_id is not None and task.assignee_id != by.user_id:
+            await self.notifier.notify(
+                task.assignee_id,
+                "task_assigned",
+                f"New task: {task.title}",
+                f"{by.user_name} assigned you a task",
+                f"/projects/{task.project_id}/tasks/{task.id}",
+            )
+
+    # ---- monitoring ----------------------------------------------------------------------
+    def room_users(self) -> dict[int, int]:
+        """Users (not sockets) per project room, in this process."""
+        return {pid: len(set(sockets.values())) for pid, sockets in sorted(self.rooms.items())}
+
+
+__all__ = ["Realtime", "identity", "now_iso", "project_room"]
