@@ -15,6 +15,7 @@ from server.hub.protocol import socketio as sio
 
 if TYPE_CHECKING:
     from server.hub.namespace import Namespace
+    from server.hub.remote import RemoteSocket
     from server.hub.socket import Socket
 
 
@@ -98,3 +99,21 @@ class Adapter:
             if socket.client.session.send(wire, volatile=opts.volatile):
                 reached.append(socket)
         return reached
+
+    # ---- selections acted on (a bridge adds the other processes) -------------------------
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Socket | RemoteSocket]:
+        return list(self.matching(opts))
+
+    async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = tuple(rooms)
+        for socket in list(self.matching(opts)):
+            socket.join(*rooms)
+
+    async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = tuple(rooms)
+        for socket in list(self.matching(opts)):
+            socket.leave(*rooms)
+
+    async def disconnect_sockets(self, opts: BroadcastOptions, close: bool = False) -> None:
+        for socket in list(self.matching(opts)):
+            await socket.disconnect(close)

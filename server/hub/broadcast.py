@@ -13,6 +13,7 @@ from server.hub.protocol import socketio as sio
 
 if TYPE_CHECKING:
     from server.hub.namespace import Namespace
+    from server.hub.remote import RemoteSocket
     from server.hub.socket import Socket
 
 
@@ -108,18 +109,16 @@ class BroadcastOperator:
             raise AckTimeout(f"{pending} of {len(sockets)} clients did not acknowledge {event!r}")
         return responses
 
-    async def fetch_sockets(self) -> list[Socket]:
-        """The selected sockets (of this process, until a bridge adds the others)."""
-        return list(self._nsp.adapter.matching(self._opts))
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        """The selected sockets: this process's, and with a bridge the other processes'
+        (as :class:`~server.hub.remote.RemoteSocket`), unless ``local``."""
+        return await self._nsp.adapter.fetch_sockets(self._opts)
 
     async def sockets_join(self, *rooms: str) -> None:
-        for socket in list(self._nsp.adapter.matching(self._opts)):
-            socket.join(*rooms)
+        await self._nsp.adapter.add_sockets(self._opts, rooms)
 
     async def sockets_leave(self, *rooms: str) -> None:
-        for socket in list(self._nsp.adapter.matching(self._opts)):
-            socket.leave(*rooms)
+        await self._nsp.adapter.del_sockets(self._opts, rooms)
 
     async def disconnect_sockets(self, close: bool = False) -> None:
-        for socket in list(self._nsp.adapter.matching(self._opts)):
-            await socket.disconnect(close)
+        await self._nsp.adapter.disconnect_sockets(self._opts, close)

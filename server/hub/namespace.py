@@ -7,11 +7,11 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from server.hub.adapter import Adapter
 from server.hub.broadcast import BroadcastOperator
 from server.hub.socket import Socket, call
 
 if TYPE_CHECKING:
+    from server.hub.remote import RemoteSocket
     from server.hub.server import Hub
 
 log = logging.getLogger("hub")
@@ -36,7 +36,7 @@ class Namespace:
         self.hub = hub
         self.name = name
         self.sockets: dict[str, Socket] = {}
-        self.adapter = Adapter(self)
+        self.adapter = hub.adapter_factory(self)
         self._handlers: dict[str, Handler] = {}
         self._any: list[Handler] = []
         self._middlewares: list[Middleware] = []
@@ -133,7 +133,7 @@ class Namespace:
     ) -> list[Any]:
         return await self._all().emit_with_ack(event, *args, timeout=timeout)
 
-    async def fetch_sockets(self) -> list[Socket]:
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
         return await self._all().fetch_sockets()
 
     async def sockets_join(self, *rooms: str) -> None:

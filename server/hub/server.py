@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
+from server.hub.adapter import Adapter
 from server.hub.broadcast import BroadcastOperator
 from server.hub.client import Client
 from server.hub.engine import EngineConfig, EngineServer, Session
 from server.hub.namespace import Middleware, Namespace
 from server.hub.protocol.socketio import DEFAULT_MAX_ATTACHMENTS
 from server.hub.socket import Socket
+
+if TYPE_CHECKING:
+    from server.hub.remote import RemoteSocket
 
 
 class Hub:
@@ -50,6 +55,7 @@ class Hub:
         max_handlers: int = 32,
         max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
         cleanup_timeout: float = 5.0,
+        adapter_factory: Callable[..., Adapter] | None = None,
     ) -> None:
         self.config = EngineConfig(
             path=path,
@@ -70,6 +76,9 @@ class Hub:
         self.namespaces: dict[str, Namespace] = {}
         #: Counters for monitoring: packets_in, parse_errors, handler_errors.
         self.stats: Counter[str] = Counter()
+        #: Makes each namespace's adapter: the in-memory one by default, a bridge's
+        #: (:class:`server.hub.bridge.Bridge`) to link processes.
+        self.adapter_factory: Callable[..., Adapter] = adapter_factory or Adapter
         self.main = self.of("/")
 
     def _new_client(self, session: Session) -> Client:
@@ -140,7 +149,7 @@ class Hub:
     ) -> list[Any]:
         return await self.main.emit_with_ack(event, *args, timeout=timeout)
 
-    async def fetch_sockets(self) -> list[Socket]:
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
         return await self.main.fetch_sockets()
 
     async def sockets_join(self, *rooms: str) -> None:

@@ -1,0 +1,196 @@
+"""Two hubs, each with its bridge, one real redis-server: the cluster API across processes.
+
+The two hubs share this test's process (two bridges, two Redis connections each, distinct
+uids): to Redis and to each other they are two nodes. Clients are real WebSocket clients.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from server.hub.remote import RemoteSocket
+from tests.bridge.nodes import bridged_node, wait_for
+from tests.bridge.redis_server import RedisServer
+from tests.hub.rawclient import raw_client
+
+
+async def test_room_broadcast_crosses_nodes_with_except_and_local(
+    redis_server: RedisServer,
+) -> None:
+    async with (
+        bridged_node(redis_server.url) as one,
+        bridged_node(redis_server.url) as two,
+        raw_client(one.url, auth={"name": "a"}) as a,
+        raw_client(two.url, auth={"name": "b"}) as b,
+        raw_client(two.url, auth={"name": "c"}) as c,
+    ):
+        for client in (a, b, c):
+            await client.emit("join", "project:1", ack=True)
+            await client.receive()
+        await b.emit("join", "muted", ack=True)
+        await b.receive()
+        one.hub.to("project:1").emit("news", "to all", b"\x01\x02")
+        for client in (a, b, c):
+            assert await client.receive_event("news") == ["to all", b"\x01\x02"]
+        one.hub.to("project:1").except_("muted").emit("news", "not b")
+        assert await a.receive_event("news") == ["not b"]
+        assert await c.receive_event("news") == ["not b"]
+        one.hub.to("project:1").local.emit("news", "only here")
+        two.hub.to("project:1").volatile.emit("news", "volatile")
+        assert await a.receive_event("news") == ["only here"]
+        assert await a.receive_event("news") == ["volatile"]
+        assert await c.receive_event("news") == ["volatile"]
+        # b got neither the except nor the local one: the next thing it sees is the volatile
+        assert await b.receive_event("news") == ["volatile"]
+        # a client's broadcast from node two reaches node one, and not the sender
+        await c.emit("say", "project:1", "hi")
+        assert await a.receive_event("said") == ["hi"]
+        assert await b.receive_event("said") == ["hi"]
+        # the whole namespace, from node two
+        two.hub.emit("everyone", 1)
+        for client in (a, b, c):
+            assert await client.receive_event("everyone") == [1]
+        assert one.bridge.stats["broadcasts_in"] >= 3
+        assert two.bridge.stats["published"] >= 2
+
+
+async def test_a_node_skips_room_messages_without_local_members(
+    redis_server: RedisServer,
+) -> None:
+    async with (
+        bridged_node(redis_server.url) as one,
+        bridged_node(redis_server.url) as two,
+        raw_client(one.url) as a,
+        raw_client(two.url) as b,
+    ):
+        await b.emit("join", "elsewhere", ack=True)
+        await b.receive()
+        skipped = one.bridge.stats["broadcasts_skipped"]
+        two.hub.to("elsewhere").emit("x")
+        two.hub.to("nowhere").emit("x")
+        two.hub.emit("marker")
+        assert await a.receive_event("marker") == []
+        assert one.bridge.stats["broadcasts_skipped"] == skipped + 2
+        assert await b.receive_event("x") == []
+
+
+async def test_fetch_sockets_lists_the_other_nodes_sockets(redis_server: RedisServer) -> None:
+    async with (
+        bridged_node(redis_server.url) as one,
+        bridged_node(redis_server.url) as two,
+        raw_client(one.url, auth={"name": "ann"}) as a,
+        raw_client(two.url, auth={"name": "bob"}) as b,
+    ):
+        await a.emit("join", "project:1", ack=True)
+        await a.receive()
+        await b.emit("join", "project:1", ack=True)
+        await b.receive()
+        found = await one.hub.to("project:1").fetch_sockets()
+        assert sorted(s.data["name"] for s in found) == ["ann", "bob"]
+        remote = [s for s in found if isinstance(s, RemoteSocket)]
+        assert [s.id for s in remote] == [b.sids["/"]]
+        assert remote[0].rooms == {b.sids["/"], "project:1"}
+        assert remote[0].handshake.auth == {"name": "bob"}
+        assert remote[0].handshake.address == "127.0.0.1"
+        # local only
+        assert [s.id for s in await one.hub.local.fetch_sockets()] == [a.sids["/"]]
+        # a remote socket's emit reaches it through its own room
+        remote[0].emit("direct", "hello bob")
+        assert await b.receive_event("direct") == ["hello bob"]
+
+
+async def test_join_leave_and_disconnect_across_nodes(redis_server: RedisServer) -> None:
+    async with (
+        bridged_node(redis_server.url) as one,
+        bridged_node(redis_server.url) as two,
+        raw_client(one.url) as a,
+        raw_client(two.url) as b,
+    ):
+        await one.hub.sockets_join("team")
+        b_sid = b.sids["/"]
+        await wait_for(lambda: "team" in two.hub.main.adapter.socket_rooms(b_sid))
+        assert "team" in one.hub.main.adapter.socket_rooms(a.sids["/"])
+        await one.hub.to("team").sockets_leave("team")
+        await wait_for(lambda: "team" not in two.hub.main.adapter.socket_rooms(b_sid))
+        await one.hub.to(b_sid).disconnect_sockets()
+        disconnect = await b.receive()
+        assert disconnect.type.name == "DISCONNECT"
+        await wait_for(lambda: not two.hub.main.sockets)
+        assert a.sids["/"] in one.hub.main.sockets
+
+
+async def test_server_side_emit_and_its_acks(redis_server: RedisServer) -> None:
+    async with (
+        bridged_node(redis_server.url) as one,
+        bridged_node(redis_server.url) as two,
+        bridged_node(redis_server.url) as three,
+    ):
+        got: list[tuple[str, object]] = []
+
+        @two.bridge.on("ping")
+        def on_two(value: object) -> str:
+            got.append(("two", value))
+            return "pong from two"
+
+        @three.bridge.on("ping")
+        async def on_three(value: object) -> str:
+            await trio.sleep(0.01)
+            got.append(("three", value))
+            return "pong from three"
+
+        @one.bridge.on("ping")
+        def on_one(value: object) -> str:  # not called: a node does not hear itself
+            got.append(("one", value))
+            return "no"
+
+        answers = await one.bridge.server_side_emit_with_ack("ping", 7, timeout=5)
+        assert sorted(answers) == ["pong from three", "pong from two"]
+        assert sorted(got) == [("three", 7), ("two", 7)]
+        got.clear()
+        one.bridge.server_side_emit("ping", 8)
+        await wait_for(lambda: len(got) == 2)
+        assert sorted(got) == [("three", 8), ("two", 8)]
+
+
+async def test_requests_finish_with_what_arrived_when_a_node_is_silent(
+    redis_server: RedisServer,
+) -> None:
+    async with (
+        bridged_node(redis_server.url, request_timeout=0.5) as one,
+        bridged_node(redis_server.url) as two,
+        raw_client(two.url, auth={"name": "bob"}),
+    ):
+        # a third "node" that subscribes to the request channel and never answers
+        from coredis import Redis
+
+        async with (
+            Redis.from_url(redis_server.url) as silent,
+            silent.pubsub(channels=["socket.io-request#/#"]),
+        ):
+            await wait_for(lambda: True)
+            found = await one.hub.fetch_sockets()
+        assert [s.data["name"] for s in found] == ["bob"]
+        assert one.bridge.stats["request_timeouts"] == 1
+
+
+@pytest.mark.parametrize("close", [False, True])
+async def test_remote_socket_actions(redis_server: RedisServer, close: bool) -> None:
+    async with (
+        bridged_node(redis_server.url) as one,
+        bridged_node(redis_server.url) as two,
+        raw_client(two.url, auth={"name": "bob"}) as b,
+    ):
+        (remote,) = await one.hub.fetch_sockets()
+        assert isinstance(remote, RemoteSocket)
+        await remote.join("extra")
+        sid = b.sids["/"]
+        await wait_for(lambda: "extra" in two.hub.main.adapter.socket_rooms(sid))
+        await remote.leave("extra")
+        await wait_for(lambda: "extra" not in two.hub.main.adapter.socket_rooms(sid))
+        await remote.disconnect(close)
+        if close:
+            assert await b.closed()
+        else:
+            assert (await b.receive()).type.name == "DISCONNECT"
+        await wait_for(lambda: not two.hub.main.sockets)
