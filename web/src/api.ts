@@ -61,9 +61,7 @@ export class Api {
   }
 
   updateTask(taskId: Id, changes: Partial<Task>): Promise<Task> {
-    return this.request<{ task: Task }>("PUT", `/api/tasks/${enc(taskId)}`, changes).then(
-      (r) => r.task,
-    );
+    return this.request<Task>("PUT", `/api/tasks/${enc(taskId)}`, changes);
   }
 
   /** Newest first, as the server sends them. */

@@ -1,5 +1,6 @@
-// Who is signed in. In dev mode (`python -m server --dev`) the app port issues tokens for
-// any name at `POST /api/dev/token`; refreshing asks again for the same user. The session is
+// Who is signed in. In dev mode (`python -m server --dev`) the app port issues tokens at
+// `POST /api/dev/token` ({userId, userName} -> {token, userId, userName, role, projectId})
+// and makes the user a member of the demo project; refreshing asks again for the same user. The session is
 // kept in sessionStorage, so a reload keeps it and each tab can be someone else.
 
 import { readJson, type TokenSource } from "./api";
@@ -14,26 +15,25 @@ const KEY = "trio-hub.session";
 
 export interface DevTokenAnswer {
   token: string;
-  user?: Partial<User>;
-  userId?: User["userId"];
-  userName?: string;
+  userId: string;
+  userName: string;
+  role: string;
+  projectId: number;
 }
 
-export async function devSignIn(userName: string, base = ""): Promise<SessionData> {
+/** A user id for a typed name: "Ada Lovelace" -> "ada-lovelace". */
+export function userIdFor(name: string): string {
+  return name.trim().toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "user";
+}
+
+export async function devSignIn(user: { userId: string; userName?: string }, base = ""): Promise<SessionData> {
   const response = await fetch(`${base}/api/dev/token`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ userName }),
+    body: JSON.stringify(user),
   });
   const answer = await readJson<DevTokenAnswer>(response);
-  const user = answer.user ?? {};
-  return {
-    token: answer.token,
-    user: {
-      userId: user.userId ?? answer.userId ?? userName,
-      userName: user.userName ?? answer.userName ?? userName,
-    },
-  };
+  return { token: answer.token, user: { userId: answer.userId, userName: answer.userName } };
 }
 
 export class Session implements TokenSource {
@@ -42,7 +42,7 @@ export class Session implements TokenSource {
 
   constructor(
     data: SessionData,
-    private readonly renew: (user: User) => Promise<SessionData> = (user) => devSignIn(user.userName),
+    private readonly renew: (user: User) => Promise<SessionData> = (user) => devSignIn({ userId: String(user.userId), userName: user.userName }),
     private readonly storage: Storage | null = typeof sessionStorage === "undefined" ? null : sessionStorage,
   ) {
     this.current = data;

@@ -50,6 +50,8 @@ export interface Notification {
 export interface TaskUpdated {
   taskId: Id;
   changes: Partial<Task>;
+  /** The whole task after the change, when the server sends it. */
+  task?: Task;
   updatedBy: User | Id;
   timestamp: string | number;
   projectId?: Id;

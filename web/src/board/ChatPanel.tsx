@@ -56,6 +56,7 @@ export function ChatPanel({ projectId }: { projectId: Id }) {
           Earlier messages
         </button>
       )}
+      {!chat.loading && chat.messages.length === 0 && <p className="muted">No messages yet. Say hello.</p>}
       <ol className="messages" ref={list} data-testid="messages">
         {chat.messages.map((m) => {
           const parent = quoted(m.replyTo);

@@ -1,6 +1,15 @@
 import { useState } from "react";
 import { useNotifications } from "../realtime";
 
+function BellIcon() {
+  return (
+    <svg width="16" height="16" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" strokeWidth="2">
+      <path d="M6 8a6 6 0 1 1 12 0c0 7 3 9 3 9H3s3-2 3-9" />
+      <path d="M10.3 21a1.94 1.94 0 0 0 3.4 0" />
+    </svg>
+  );
+}
+
 export function NotificationBell() {
   const { notifications, unread, error, markRead } = useNotifications();
   const [open, setOpen] = useState(false);
@@ -13,7 +22,8 @@ export function NotificationBell() {
         aria-expanded={open}
         data-testid="bell"
       >
-        🔔{unread > 0 && (
+        <BellIcon />
+        {unread > 0 && (
           <span className="badge" data-testid="bell-count">
             {unread}
           </span>

@@ -1,18 +1,22 @@
 import { useState, type FormEvent } from "react";
-import { devSignIn, type SessionData } from "../session";
+import { devSignIn, userIdFor, type SessionData } from "../session";
 
-const DEMO_USERS = ["alice", "bob", "carol"];
+// the demo users `python -m server --dev` seeds (server/realtime/demo.py)
+const DEMO_USERS = [
+  { userId: "alice", label: "Alice (admin)" },
+  { userId: "bob", label: "Bob" },
+];
 
 export function SignIn({ onSignedIn }: { onSignedIn: (data: SessionData) => void }) {
   const [name, setName] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const signIn = async (userName: string): Promise<void> => {
+  const signIn = async (user: { userId: string; userName?: string }): Promise<void> => {
     setBusy(true);
     setError(null);
     try {
-      onSignedIn(await devSignIn(userName.trim()));
+      onSignedIn(await devSignIn(user));
     } catch (err) {
       setError((err as Error).message);
       setBusy(false);
@@ -21,17 +25,17 @@ export function SignIn({ onSignedIn }: { onSignedIn: (data: SessionData) => void
 
   const submit = (e: FormEvent): void => {
     e.preventDefault();
-    if (name.trim()) void signIn(name);
+    if (name.trim()) void signIn({ userId: userIdFor(name), userName: name.trim() });
   };
 
   return (
     <main className="sign-in">
       <h1>Project board</h1>
-      <p className="muted">Development sign-in: pick a demo user, or type any name.</p>
+      <p className="muted">Development sign-in: pick a demo user, or type any name (it joins the demo project).</p>
       <div className="demo-users">
         {DEMO_USERS.map((user) => (
-          <button key={user} type="button" disabled={busy} onClick={() => void signIn(user)} data-testid={`sign-in-${user}`}>
-            {user}
+          <button key={user.userId} type="button" disabled={busy} onClick={() => void signIn(user)} data-testid={`sign-in-${user.userId}`}>
+            {user.label}
           </button>
         ))}
       </div>

@@ -1,6 +1,6 @@
-// The signed-in user's notifications: the unread ones stored while they were offline (REST),
-// then live ones on `user:<id>`, which the hub joins at connect. Marking one read tells the
-// server; the list keeps it, shown as read.
+// The signed-in user's notifications: the unread ones stored while they were offline (REST,
+// and the hub replays them at connect), then live ones on `user:<id>`, which the hub joins
+// at connect. Marking one read tells the server; the list keeps it, shown as read.
 
 import { useCallback, useEffect, useState } from "react";
 import { sameId, type Id, type Notification } from "../types";
@@ -36,11 +36,8 @@ export function useNotifications(): Notifications {
     fetchUnread();
     const stop = listen(socket, {
       connect: fetchUnread,
+      // live ones, and on every connect the hub replays the unread ones: merged by id
       notification: (n: Notification) => setList((shown) => mergeNotifications(shown, [n])),
-      notificationRead: (e: Id | { id: Id }) => {
-        const id = typeof e === "object" && e !== null ? e.id : e;
-        setList((shown) => shown.map((n) => (sameId(n.id, id) ? { ...n, read: true } : n)));
-      },
     });
     return () => {
       current = false;

@@ -1,6 +1,6 @@
-// A project's tasks: fetched from REST, kept current by `taskUpdated` (which the REST API
-// emits to the project room on every change, from any user), and fetched again after a
-// reconnection, since changes made meanwhile were not delivered.
+// A project's tasks: fetched from REST, kept current by `taskUpdated` and `taskCreated`
+// (which the REST API emits to the project room on every change, from any user), and
+// fetched again after a reconnection, since changes made meanwhile were not delivered.
 
 import { useCallback, useEffect, useState } from "react";
 import { sameId, type Id, type Task, type TaskUpdated } from "../types";
@@ -52,8 +52,12 @@ export function useTaskBoard(projectId: Id | null): TaskBoard {
       connect: fetchTasks,
       taskUpdated: (e: TaskUpdated) => {
         if (e.projectId !== undefined && !sameId(e.projectId, projectId)) return;
-        setTasks((list) => applyChanges(list, e.taskId, e.changes));
+        setTasks((list) => applyChanges(list, e.taskId, e.task ?? e.changes));
         setLastUpdate(e);
+      },
+      taskCreated: (task: Task) => {
+        if (task.projectId !== undefined && !sameId(task.projectId, projectId)) return;
+        setTasks((list) => (list.some((t) => sameId(t.id, task.id)) ? list : [...list, task]));
       },
     });
     return () => {
