@@ -7,11 +7,12 @@ implements too: add and remove memberships, broadcast, list sockets.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from server.hub.engine import Wire
 from server.hub.protocol import socketio as sio
+from server.hub.recovery import RecoveryStore
 
 if TYPE_CHECKING:
     from server.hub.namespace import Namespace
@@ -31,6 +32,8 @@ class BroadcastOptions:
 @dataclass(slots=True)
 class Adapter:
     nsp: Namespace
+    #: Where packets are kept for connection state recovery; None when it is off.
+    recovery: RecoveryStore | None = None
     rooms: dict[str, set[str]] = field(default_factory=dict)
     sids: dict[str, set[str]] = field(default_factory=dict)
 
@@ -82,9 +85,25 @@ class Adapter:
                 if sid not in excluded:
                     yield socket
 
+    def encode(self, packet: sio.Packet, opts: BroadcastOptions) -> Wire:
+        """Encode a broadcast once; with recovery on, a packet that can be given back later
+        (an EVENT, no ack, not volatile) gets its offset as last argument and is stored."""
+        recovery = self.recovery
+        if (
+            recovery is None
+            or opts.volatile
+            or packet.id is not None
+            or packet.type is not sio.PacketType.EVENT
+        ):
+            return Wire.messages(sio.encode(packet))
+        packet = replace(packet, data=[*packet.data, recovery.next_offset()])
+        wire = Wire.messages(sio.encode(packet))
+        recovery.store(opts, wire)
+        return wire
+
     def broadcast(self, packet: sio.Packet, opts: BroadcastOptions) -> int:
         """Encode once, queue for every recipient; returns how many it was queued for."""
-        wire = Wire.messages(sio.encode(packet))
+        wire = self.encode(packet, opts)
         count = 0
         for socket in list(self.matching(opts)):
             if socket.client.session.send(wire, volatile=opts.volatile):

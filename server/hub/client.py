@@ -101,9 +101,25 @@ class Client:
             url=request.url,
             secure=request.secure,
         )
-        socket = Socket(secrets.token_urlsafe(15), nsp, self, handshake)
+        restored = None
+        recovery = nsp.adapter.recovery
+        if recovery is not None:
+            pid, offset = auth.get("pid"), auth.get("offset")
+            if isinstance(pid, str) and isinstance(offset, str | None):
+                restored = recovery.restore(pid, offset)
+        if restored is not None:
+            saved = restored.session
+            socket = Socket(saved.sid, nsp, self, handshake, data=saved.data, recovered=True)
+            socket.pid = saved.pid
+            socket.recovery_base = saved.base
+        else:
+            socket = Socket(secrets.token_urlsafe(15), nsp, self, handshake)
+            if recovery is not None:
+                socket.pid = secrets.token_urlsafe(15)
+                socket.recovery_base = recovery.next_seq
         try:
-            await nsp.run_middlewares(socket)
+            if restored is None or not self.hub.recovery_skips_middlewares:
+                await nsp.run_middlewares(socket)
         except ConnectRefused as refusal:
             self._refuse(name, refusal.message, refusal.data)
             return
@@ -113,13 +129,22 @@ class Client:
             self._refuse(name, "Internal server error")
             return
         if not self.session.is_open:
+            if restored is not None and recovery is not None:
+                recovery.put_back(restored)
             return
         socket.connected = True
         self._joined = True
         self.sockets[name] = socket
         nsp.sockets[socket.id] = socket
         nsp.adapter.add_all(socket.id, (socket.id,))
-        self.send_packet(sio.Packet(sio.PacketType.CONNECT, name, {"sid": socket.id}))
+        answer = {"sid": socket.id} if socket.pid is None else {"sid": socket.id, "pid": socket.pid}
+        self.send_packet(sio.Packet(sio.PacketType.CONNECT, name, answer))
+        if restored is not None and recovery is not None:
+            # no checkpoint between listing what was missed and rejoining the rooms, so
+            # every stored packet reaches the socket exactly once
+            nsp.adapter.add_all(socket.id, restored.session.rooms)
+            for wire in recovery.missed(restored):
+                self.session.send(wire, bounded=False)
         handler = nsp.handler_for("connect")
         if handler is not None:
             await self._start(nsp, handler, (socket,), socket, None, "connect")

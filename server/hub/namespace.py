@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from server.hub.broadcast import BroadcastOperator
+from server.hub.recovery import RecoveryStore
 from server.hub.socket import Socket, call
 
 if TYPE_CHECKING:
@@ -36,7 +37,10 @@ class Namespace:
         self.hub = hub
         self.name = name
         self.sockets: dict[str, Socket] = {}
-        self.adapter = hub.adapter_factory(self)
+        recovery = None
+        if hub.connection_state_recovery:
+            recovery = RecoveryStore(hub.max_disconnection_duration, hub.recovery_buffer)
+        self.adapter = hub.adapter_factory(self, recovery)
         self._handlers: dict[str, Handler] = {}
         self._any: list[Handler] = []
         self._middlewares: list[Middleware] = []

@@ -55,6 +55,10 @@ class Hub:
         max_handlers: int = 32,
         max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
         cleanup_timeout: float = 5.0,
+        connection_state_recovery: bool = False,
+        max_disconnection_duration: float = 120.0,
+        recovery_buffer: int = 10_000,
+        recovery_skips_middlewares: bool = True,
         adapter_factory: Callable[..., Adapter] | None = None,
     ) -> None:
         self.config = EngineConfig(
@@ -72,6 +76,16 @@ class Hub:
         self.ack_timeout = ack_timeout if ack_timeout is not None else math.inf
         self.max_handlers = max_handlers
         self.max_attachments = max_attachments
+        #: Connection state recovery (see :mod:`server.hub.recovery`): a client that lost its
+        #: connection gets its id, rooms, ``data`` and missed events back if it returns
+        #: within ``max_disconnection_duration`` seconds and what it missed is among the
+        #: last ``recovery_buffer`` stored packets of the namespace. Off by default, as in
+        #: Node's server: stored events carry their offset as an extra last argument, which
+        #: socket.io-client uses and python-socketio's client hands to its handlers.
+        self.connection_state_recovery = connection_state_recovery
+        self.max_disconnection_duration = max_disconnection_duration
+        self.recovery_buffer = recovery_buffer
+        self.recovery_skips_middlewares = recovery_skips_middlewares
         self.engine = EngineServer(self.config, self._new_client)
         self.namespaces: dict[str, Namespace] = {}
         #: Counters for monitoring: packets_in, parse_errors, handler_errors.

@@ -14,6 +14,7 @@ from server.hub.adapter import BroadcastOptions
 from server.hub.broadcast import BroadcastOperator, check_event
 from server.hub.errors import AckTimeout, Disconnected
 from server.hub.protocol import socketio as sio
+from server.hub.recovery import RECOVERABLE_REASONS
 
 if TYPE_CHECKING:
     from server.hub.client import Client
@@ -63,6 +64,13 @@ class Socket:
     #: Free for the application: user id, name, role and the like.
     data: dict[str, Any] = field(default_factory=dict)
     connected: bool = False
+    #: True when this socket is a recovered one: same id, rooms and ``data`` as before the
+    #: cut, and the events it missed have been sent again.
+    recovered: bool = False
+    #: The private session id that lets the client recover (None with recovery off).
+    pid: str | None = field(default=None, repr=False)
+    #: Where the recovery buffer stood when this socket (first) connected.
+    recovery_base: int = field(default=0, repr=False)
     _acks: dict[int, _AckWaiter] = field(default_factory=dict, repr=False)
 
     # ---- rooms -------------------------------------------------------------------------
@@ -90,7 +98,15 @@ class Socket:
 
     def _emit(self, event: str, args: tuple[Any, ...], *, volatile: bool) -> bool:
         check_event(event)
-        return self._send(sio.Packet(sio.PacketType.EVENT, self.nsp.name, [event, *args]), volatile)
+        packet = sio.Packet(sio.PacketType.EVENT, self.nsp.name, [event, *args])
+        adapter = self.nsp.adapter
+        if adapter.recovery is not None and not volatile:
+            # through the socket's own room, so the packet is stored with its offset
+            if not self.connected:
+                return False
+            opts = BroadcastOptions(rooms=frozenset({self.id}), local=True)
+            return adapter.broadcast(packet, opts) > 0
+        return self._send(packet, volatile)
 
     def _send(self, packet: sio.Packet, volatile: bool = False) -> bool:
         if not self.connected:
@@ -175,6 +191,9 @@ class Socket:
         if not self.connected:
             return
         await self.nsp.run_handler(self, "disconnecting", (reason,), required=False)
+        recovery = self.nsp.adapter.recovery
+        if recovery is not None and self.pid is not None and reason in RECOVERABLE_REASONS:
+            recovery.save(self.id, self.pid, self.rooms, self.data, self.recovery_base)
         self.connected = False
         self.nsp.adapter.delete_all(self.id)
         self.nsp.sockets.pop(self.id, None)

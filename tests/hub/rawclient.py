@@ -7,6 +7,7 @@ which ``tests/protocol`` checks against the specifications' own vectors.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,13 +18,21 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 from server.hub.protocol import engineio as eio
 from server.hub.protocol import socketio as sio
 
+#: The offsets our server appends to stored events (connection state recovery).
+OFFSET = re.compile(r"[A-Za-z0-9_-]{8}\.[0-9a-f]+")
+
 
 class RawClient:
+    """Like the stock clients, it keeps each namespace's ``pid`` and the offset of the last
+    event received there; unlike them, it hands events over without the offset."""
+
     def __init__(self, ws: WebSocketConnection) -> None:
         self.ws = ws
         self.decoder = sio.Decoder()
         self.handshake: dict[str, Any] = {}
         self.sids: dict[str, str] = {}
+        self.pids: dict[str, str] = {}
+        self.offsets: dict[str, str] = {}
         self._ack_id = 100
 
     async def send_text(self, text: str) -> None:
@@ -64,7 +73,20 @@ class RawClient:
                     data = bytes(message)
                 result = self.decoder.feed(data)
                 if result is not None:
-                    return result
+                    return self._without_offset(result)
+
+    def _without_offset(self, packet: sio.Packet) -> sio.Packet:
+        if (
+            packet.type is sio.PacketType.EVENT
+            and packet.nsp in self.pids
+            and packet.id is None
+            and len(packet.data) > 1
+            and isinstance(packet.data[-1], str)
+            and OFFSET.fullmatch(packet.data[-1])
+        ):
+            self.offsets[packet.nsp] = packet.data[-1]
+            return sio.Packet(packet.type, packet.nsp, packet.data[:-1], None, packet.binary)
+        return packet
 
     async def receive_event(self, name: str, timeout: float = 5.0) -> list[Any]:
         """Arguments of the next ``name`` event, skipping other packets."""
@@ -81,6 +103,8 @@ class RawClient:
         answer = await self.receive()
         if answer.type is sio.PacketType.CONNECT:
             self.sids[nsp] = answer.data["sid"]
+            if "pid" in answer.data:
+                self.pids[nsp] = answer.data["pid"]
         return answer
 
     async def closed(self, timeout: float = 5.0) -> bool:

@@ -188,19 +188,21 @@ class Session:
         await self._closed.wait()
 
     # ---- outbound ----------------------------------------------------------------------
-    def send(self, wire: Wire, *, volatile: bool = False) -> bool:
+    def send(self, wire: Wire, *, volatile: bool = False, bounded: bool = True) -> bool:
         """Queue packets for the client; never waits.
 
         Returns False when nothing was queued: the session is closing, or the packet was
         volatile and the queue is full. A full queue and a non-volatile packet close the
-        session as a slow consumer, so memory stays bounded.
+        session as a slow consumer, so memory stays bounded. ``bounded=False`` is for
+        packets that are held in memory anyway (a recovered session's missed packets): the
+        queue only adds a reference to each.
         """
         if self.state is not State.OPEN:
             return False
         if not self.queue and self.transport.try_write(wire):
             self.packets_out += len(wire.packets)
             return True
-        if len(self.queue) >= self.config.max_queue:
+        if bounded and len(self.queue) >= self.config.max_queue:
             if volatile:
                 self.dropped_volatile += 1
                 return False

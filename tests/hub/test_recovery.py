@@ -1,0 +1,283 @@
+"""Connection state recovery, with the stock socket.io-client and with our raw client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+
+from server.hub import ConnectRefused, Hub, Socket
+from server.hub.recovery import RecoveryStore
+from tests.hub.conftest import serving
+from tests.hub.rawclient import raw_client
+from tests.node_harness import NODE_DIR, node_deps_installed, node_executable
+
+Message = dict[str, Any]
+
+
+class DrivenClient:
+    """``tests/node/driven_client.mjs``: the stock client, steered and watched line by line."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.seen: list[Message] = []
+        self._buffer = b""
+
+    async def _next(self) -> Message:
+        assert self.process.stdout is not None
+        while b"\n" not in self._buffer:
+            chunk = await self.process.stdout.receive_some(65536)
+            if not chunk:
+                raise AssertionError(f"the Node client exited; it said: {self.seen}")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        message: Message = json.loads(line)
+        self.seen.append(message)
+        return message
+
+    async def expect(self, match: Callable[[Message], bool], timeout: float = 10.0) -> Message:
+        with trio.fail_after(timeout):
+            while True:
+                message = await self._next()
+                if match(message):
+                    return message
+
+    async def events(self, name: str, count: int, timeout: float = 10.0) -> list[list[Any]]:
+        found = []
+        with trio.fail_after(timeout):
+            while len(found) < count:
+                message = await self._next()
+                if message["type"] == "event" and message["name"] == name:
+                    found.append(message["args"])
+        return found
+
+    async def command(self, **command: Any) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send_all(json.dumps(command).encode() + b"\n")
+
+
+@asynccontextmanager
+async def node_client(
+    url: str, transports: str, auth: dict[str, Any]
+) -> AsyncIterator[DrivenClient]:
+    node = node_executable()
+    if node is None or not node_deps_installed():
+        pytest.fail("node and tests/node's packages are needed: run `make install`")
+    command = [node, str(NODE_DIR / "driven_client.mjs"), "--url", url]
+    command += ["--transports", transports, "--auth", json.dumps(auth)]
+    process = await trio.lowlevel.open_process(
+        command, stdin=-1, stdout=-1, cwd=str(NODE_DIR)
+    )
+    try:
+        yield DrivenClient(process)
+    finally:
+        process.kill()
+        with trio.move_on_after(5):
+            await process.wait()
+
+
+def recovering_hub(**options: Any) -> tuple[Hub, list[Socket]]:
+    hub = Hub(connection_state_recovery=True, **options)
+    sockets: list[Socket] = []
+
+    @hub.on("connect")
+    def on_connect(socket: Socket) -> None:
+        sockets.append(socket)
+        if not socket.recovered:
+            socket.join("project:1")
+            socket.data["user"] = socket.handshake.auth.get("user")
+
+    return hub, sockets
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    with trio.fail_after(timeout):
+        while not condition():
+            await trio.sleep(0.01)
+
+
+def plain(args_of_events: list[list[Any]]) -> list[Any]:
+    """The stock client hands the offset to listeners as a last argument: drop it."""
+    return [args[0] for args in args_of_events]
+
+
+@pytest.mark.parametrize("transports", ["polling", "websocket", "polling,websocket"])
+async def test_the_stock_client_gets_back_its_rooms_data_and_missed_events(
+    transports: str,
+) -> None:
+    hub, sockets = recovering_hub()
+    async with serving(hub) as url, node_client(url, transports, {"user": "ann"}) as client:
+        first = await client.expect(lambda m: m["type"] == "connect")
+        assert first["recovered"] is False
+        await until(lambda: len(sockets) == 1)
+        before = sockets[0]
+        for n in range(5):
+            hub.to("project:1").emit("tick", n)
+        assert plain(await client.events("tick", 5)) == [0, 1, 2, 3, 4]
+
+        await client.command(cmd="cut")
+        await until(lambda: not before.connected)
+        # what happens while the client is away: room broadcasts, a direct emit to its id,
+        # and packets that are not for it or cannot be kept
+        for n in range(5, 10):
+            hub.to("project:1").emit("tick", n)
+        hub.to(before.id).emit("direct", "to you")
+        hub.to("project:2").emit("tick", "not yours")
+        hub.volatile.emit("tick", "volatile, not kept")
+
+        again = await client.expect(lambda m: m["type"] == "connect")
+        assert again == {"type": "connect", "id": before.id, "recovered": True}
+        missed = []
+        while len(missed) < 6:
+            message = await client.expect(lambda m: m["type"] == "event")
+            missed.append((message["name"], message["args"][0]))
+        assert missed == [("tick", n) for n in range(5, 10)] + [("direct", "to you")]
+
+        await until(lambda: len(sockets) == 2)
+        after = sockets[1]
+        assert after.recovered and after.id == before.id and after.pid == before.pid
+        assert after.data == {"user": "ann"}
+        assert "project:1" in after.rooms
+        # and it is in its room again: the next broadcast arrives, nothing twice
+        hub.to("project:1").emit("tick", 10)
+        assert plain(await client.events("tick", 1)) == [10]
+        ticks = [m["args"][0] for m in client.seen if m.get("name") == "tick"]
+        assert ticks == list(range(11))
+
+
+async def test_a_client_closed_as_a_slow_consumer_recovers_every_event_once() -> None:
+    """Polling: the queue is what a burst fills. The burst closes the session as a slow
+    consumer; the client reconnects and gets every event exactly once, in order."""
+    hub, sockets = recovering_hub(max_queue=8)
+    async with serving(hub) as url, node_client(url, "polling", {"user": "bob"}) as client:
+        await client.expect(lambda m: m["type"] == "connect")
+        await until(lambda: len(sockets) == 1)
+        for n in range(40):  # no checkpoint: more than max_queue for a polling session
+            hub.to("project:1").emit("tick", n)
+        assert not sockets[0].client.session.is_open
+        assert sockets[0].client.session.close_reason == "slow consumer"
+        reconnected = await client.expect(lambda m: m["type"] == "connect")
+        assert reconnected["recovered"] is True
+        # everything not received before the cut arrives after it
+        assert plain(await client.events("tick", 40)) == list(range(40))
+        with trio.move_on_after(0.3):  # and nothing more comes
+            extra = await client.expect(lambda m: m["type"] != "connect")
+            raise AssertionError(f"unexpected after the recovery: {extra}")
+        disconnects = [m for m in client.seen if m["type"] == "disconnect"]
+        assert len(disconnects) == 1
+
+
+async def test_a_session_is_restored_once_and_not_after_it_expires() -> None:
+    hub, sockets = recovering_hub(max_disconnection_duration=0.5)
+    async with serving(hub) as url:
+        async with raw_client(url) as first:
+            await until(lambda: len(sockets) == 1)
+            hub.to("project:1").emit("tick", 0)
+            await first.receive_event("tick")
+            pid, offset = first.pids["/"], first.offsets["/"]
+        await until(lambda: not sockets[0].connected)
+        hub.to("project:1").emit("tick", 1)
+
+        async with raw_client(url, auth={"pid": pid, "offset": offset}) as second:
+            assert second.sids["/"] == sockets[0].id and second.pids["/"] == pid
+            assert await second.receive_event("tick") == [1]
+            # the same pid again while the session is back in use: a fresh socket
+            async with raw_client(url, auth={"pid": pid, "offset": offset}) as copy:
+                assert copy.sids["/"] != sockets[0].id
+                await until(lambda: len(sockets) == 3)
+                assert not sockets[2].recovered
+            last_offset = second.offsets["/"]
+        await until(lambda: not any(s.connected for s in sockets))
+        await trio.sleep(0.6)  # past max_disconnection_duration
+        async with raw_client(url, auth={"pid": pid, "offset": last_offset}) as late:
+            assert late.sids["/"] != sockets[0].id
+        recovery = hub.main.adapter.recovery
+        assert recovery is not None
+        assert recovery.restored == 1
+        assert recovery.misses["unknown"] == 1 and recovery.misses["expired"] == 1
+
+
+async def test_an_offset_that_left_the_buffer_gives_a_fresh_session() -> None:
+    """Recovery is all or nothing: if some missed packet is gone, the client starts over."""
+    hub, sockets = recovering_hub(recovery_buffer=5)
+    async with serving(hub) as url:
+        async with raw_client(url) as first:
+            await until(lambda: len(sockets) == 1)
+            hub.to("project:1").emit("tick", 0)
+            await first.receive_event("tick")
+            pid, offset = first.pids["/"], first.offsets["/"]
+        await until(lambda: not sockets[0].connected)
+        for n in range(1, 8):  # 7 missed, 5 kept
+            hub.to("project:1").emit("tick", n)
+        async with raw_client(url, auth={"pid": pid, "offset": offset}) as second:
+            assert second.sids["/"] != sockets[0].id
+            assert not sockets[1].recovered and "project:1" in sockets[1].rooms
+        recovery = hub.main.adapter.recovery
+        assert recovery is not None and recovery.misses["offset"] == 1
+
+
+@pytest.mark.parametrize("skips", [True, False])
+async def test_middlewares_are_skipped_on_recovery_unless_asked_for(skips: bool) -> None:
+    hub, sockets = recovering_hub(recovery_skips_middlewares=skips)
+    calls: list[bool] = []
+
+    @hub.use
+    def count(socket: Socket) -> None:
+        calls.append(True)
+        if socket.handshake.auth.get("refuse"):
+            raise ConnectRefused("refused")
+
+    async with serving(hub) as url:
+        async with raw_client(url) as first:
+            await until(lambda: len(sockets) == 1)
+            hub.to("project:1").emit("tick", 0)
+            await first.receive_event("tick")
+            auth = {"pid": first.pids["/"], "offset": first.offsets["/"], "refuse": True}
+        await until(lambda: not sockets[0].connected)
+        async with raw_client(url, nsp=None) as second:
+            answer = await second.connect_namespace("/", auth)
+            if skips:
+                assert answer.data["sid"] == sockets[0].id and len(calls) == 1
+            else:
+                assert answer.data == {"message": "refused"} and len(calls) == 2
+
+
+async def test_without_recovery_no_pid_and_no_offsets() -> None:
+    hub = Hub()
+    async with serving(hub) as url, raw_client(url) as client:
+        assert "/" not in client.pids
+        hub.emit("tick", "x")
+        assert await client.receive_event("tick") == ["x"]
+        assert "/" not in client.offsets
+
+
+def test_the_buffer_is_bounded_by_count_and_age() -> None:
+    from server.hub.adapter import BroadcastOptions
+    from server.hub.engine import Wire
+
+    now = [0.0]
+    store = RecoveryStore(max_disconnection_duration=10.0, max_packets=3, clock=lambda: now[0])
+    opts = BroadcastOptions(rooms=frozenset({"r"}))
+    offsets = []
+    for n in range(5):
+        offsets.append(store.next_offset())
+        store.store(opts, Wire.messages([f"2[\"e\",{n}]"]))
+    assert store.packet_count == 3
+    store.save("sid", "pid", {"sid", "r"}, {}, 0)
+    restored = store.restore("pid", offsets[1])  # packets 2, 3, 4 are still here
+    assert restored is not None and len(store.missed(restored)) == 3
+    store.save("sid", "pid", {"sid", "r"}, {}, 0)
+    assert store.restore("pid", offsets[0]) is None  # packet 1 is gone
+    store.save("sid", "pid", {"sid", "r"}, {}, 0)
+    now[0] = 11.0
+    assert store.restore("pid", offsets[4]) is None and store.misses["expired"] == 1
+    assert store.packet_count == 0  # every packet is older than 10 s now
+    store.save("old", "old-pid", {"old"}, {}, 0)
+    now[0] = 22.0
+    store.save("new", "new-pid", {"new"}, {}, 0)  # saving drops the expired sessions
+    assert store.session_count == 1
+    assert store.restore("pid", "garbage") is None
