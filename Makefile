@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/node/node_modules/.installed
+WEB_STAMP := web/node_modules/.installed
+WEB_DIST := web/dist/index.html
 ARGS ?=
 
 BENCH_STAMP := $(VENV)/.bench-installed
@@ -13,7 +15,7 @@ BENCH_NODE_STAMP := bench/node/node_modules/.installed
 
 .PHONY: install run test lint typecheck pytest bench clean
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(WEB_DIST)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +27,16 @@ $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-run: $(STAMP)
+# The board page (web/): built when missing or older than its sources; served by `make run`
+# at / on the app port. Its tests (tsc, Vitest, Chromium end to end) run inside pytest.
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_STAMP)
+
+$(WEB_DIST): $(WEB_STAMP) web/index.html web/vite.config.ts web/tsconfig.json $(shell find web/src -type f 2>/dev/null)
+	cd web && npm run build --silent
+
+run: $(STAMP) $(WEB_DIST)
 	$(PY) -m server $(ARGS)
 
 lint: $(STAMP)
@@ -53,4 +64,4 @@ bench: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) tests/node/node_modules bench/node/node_modules
+	rm -rf $(VENV) tests/node/node_modules bench/node/node_modules web/node_modules web/dist
