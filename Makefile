@@ -6,6 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/node/node_modules/.installed
+NODE_REDIS_STAMP := tests/node_redis/node_modules/.installed
 WEB_STAMP := web/node_modules/.installed
 WEB_DIST := web/dist/index.html
 ARGS ?=
@@ -15,7 +16,7 @@ BENCH_NODE_STAMP := bench/node/node_modules/.installed
 
 .PHONY: install run test lint typecheck pytest bench clean
 
-install: $(STAMP) $(NODE_STAMP) $(WEB_DIST)
+install: $(STAMP) $(NODE_STAMP) $(NODE_REDIS_STAMP) $(WEB_DIST)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +27,11 @@ $(STAMP): pyproject.toml
 $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
+
+# the Redis bridge's interop tests: Socket.IO on @socket.io/redis-adapter, the emitter
+$(NODE_REDIS_STAMP): tests/node_redis/package.json tests/node_redis/package-lock.json
+	cd tests/node_redis && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_REDIS_STAMP)
 
 # The board page (web/): built when missing or older than its sources; served by `make run`
 # at / on the app port. Its tests (tsc, Vitest, Chromium end to end) run inside pytest.
@@ -64,4 +70,4 @@ bench: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) tests/node/node_modules bench/node/node_modules web/node_modules web/dist
+	rm -rf $(VENV) tests/node/node_modules tests/node_redis/node_modules bench/node/node_modules web/node_modules web/dist

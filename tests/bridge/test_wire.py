@@ -150,12 +150,9 @@ def test_broadcast_request_with_acks_is_messagepack() -> None:
 
 
 def test_json_requests_as_node_writes_them() -> None:
-    fetch = Request(
-        RequestType.REMOTE_FETCH, "abc123", "req9", Selection(frozenset({"project:1"}))
-    )
+    fetch = Request(RequestType.REMOTE_FETCH, "abc123", "req9", Selection(frozenset({"project:1"})))
     assert fetch.encode() == (
-        b'{"uid":"abc123","requestId":"req9","type":5,'
-        b'"opts":{"rooms":["project:1"],"except":[]}}'
+        b'{"uid":"abc123","requestId":"req9","type":5,"opts":{"rooms":["project:1"],"except":[]}}'
     )
     join = Request(
         RequestType.REMOTE_JOIN, "abc123", selection=Selection(frozenset({"a"})), rooms=["b"]
@@ -163,9 +160,7 @@ def test_json_requests_as_node_writes_them() -> None:
     assert join.encode() == (
         b'{"uid":"abc123","type":2,"opts":{"rooms":["a"],"except":[]},"rooms":["b"]}'
     )
-    disconnect = Request(
-        RequestType.REMOTE_DISCONNECT, "abc123", selection=Selection(), close=True
-    )
+    disconnect = Request(RequestType.REMOTE_DISCONNECT, "abc123", selection=Selection(), close=True)
     assert disconnect.encode() == (
         b'{"uid":"abc123","type":4,"opts":{"rooms":[],"except":[]},"close":true}'
     )

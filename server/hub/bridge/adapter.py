@@ -50,9 +50,7 @@ def options_of(selection: Selection) -> BroadcastOptions:
 class RedisAdapter(Adapter):
     """One namespace's rooms here, and its channels in Redis."""
 
-    def __init__(
-        self, nsp: Namespace, recovery: Any = None, *, bridge: Bridge
-    ) -> None:
+    def __init__(self, nsp: Namespace, recovery: Any = None, *, bridge: Bridge) -> None:
         super().__init__(nsp)
         if recovery is not None:
             self.recovery = recovery

@@ -239,9 +239,7 @@ class Bridge:
     async def _subscribe(self, pubsub: Any, adapter: RedisAdapter) -> None:
         channels = adapter.channels
         await pubsub.psubscribe(channels.pattern)
-        await pubsub.subscribe(
-            channels.request, channels.response, channels.response_for(self.uid)
-        )
+        await pubsub.subscribe(channels.request, channels.response, channels.response_for(self.uid))
 
     # ---- publishing ------------------------------------------------------------------------
     def publish(self, channel: str, body: bytes) -> None:

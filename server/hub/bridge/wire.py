@@ -129,11 +129,14 @@ def pack(value: Any) -> bytes:
 
 def unpack(data: bytes) -> Any:
     try:
-        return msgpack.unpackb(
-            data, raw=False, strict_map_key=False, ext_hook=_ext, timestamp=0
-        )
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-            msgpack.StackError) as exc:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext, timestamp=0)
+    except (
+        ValueError,
+        TypeError,
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+    ) as exc:
         raise WireError(f"not MessagePack: {exc}") from None
 
 
