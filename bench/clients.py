@@ -121,6 +121,8 @@ class Worker:
         self.waiter: tuple[Callable[[], bool], Callable[[], dict[str, Any]], float] | None = None
         self.send_plan: dict[str, Any] | None = None
         self.ep.register(conn.fileno(), EPOLLIN)
+        self.rbuf = bytearray(262144)
+        self.rview = memoryview(self.rbuf)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -394,7 +396,9 @@ class Worker:
     def on_readable(self, c: Client) -> None:
         assert c.sock is not None
         try:
-            data = c.sock.recv(262144)
+            # into one preallocated buffer: recv(262144) would allocate (mmap) 256 KB each time
+            n = c.sock.recv_into(self.rbuf)
+            data = self.rview[:n].tobytes()
         except BlockingIOError:
             return
         except OSError:
@@ -524,4 +528,11 @@ def worker_main(conn: Connection, host: str, port: int) -> None:
     raise_fd_limit()
     worker = Worker(conn, host, port)
     with contextlib.suppress(KeyboardInterrupt):
-        worker.loop()
+        if os.environ.get("BENCH_PROFILE"):
+            import cProfile
+
+            cProfile.runctx(
+                "worker.loop()", globals(), {"worker": worker}, f"/tmp/bench-prof-{os.getpid()}"
+            )
+        else:
+            worker.loop()

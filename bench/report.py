@@ -231,7 +231,9 @@ def table(doc: dict[str, Any]) -> str:
     servers: list[str] = doc["servers"]
     lines = [
         f"bench {machine['date']} — {machine['cores']} cores, {machine['cpu_model']}, "
-        f"load at start {', '.join(f'{x:.2f}' for x in machine['loadavg_at_start'])}",
+        f"load average at start {', '.join(f'{x:.2f}' for x in machine['loadavg_at_start'])}, "
+        f"at end {', '.join(f'{x:.2f}' for x in machine.get('loadavg_at_end', []))}; "
+        f"run took {doc.get('elapsed_s', 0):.0f} s",
         f"Python {machine['python']}, trio {machine['trio']}; Node {machine['node']}, "
         f"socket.io {machine['socket.io']}; python-socketio {machine['python-socketio']} "
         f"on uvicorn {machine['uvicorn']}; commit {machine['git_commit']}",

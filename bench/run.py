@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shlex
 import sys
 import time
@@ -122,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 results[server] = {"error": f"{type(exc).__name__}: {exc}"}
             results[server]["elapsed_s"] = round(time.monotonic() - t0, 1)
+            results[server]["loadavg_1min_after"] = round(os.getloadavg()[0], 2)
     doc["elapsed_s"] = round(time.monotonic() - started, 1)
+    doc["machine"]["loadavg_at_end"] = list(os.getloadavg())
 
     text = report.table(doc)
     print(text)
