@@ -163,8 +163,26 @@ describe("the board page, two users", { timeout: 180_000 }, () => {
     await shoot("board");
   });
 
+  it("a token pasted at sign-in works too (no dev sign-in needed)", async () => {
+    const response = await fetch(`${server.url}/api/dev/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ userId: "carol", userName: "Carol" }),
+    });
+    const { token } = await response.json();
+    const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
+    const carol = await context.newPage();
+    await carol.goto(server.url);
+    await carol.fill($("sign-in-token"), token);
+    await carol.press($("sign-in-token"), "Enter");
+    await carol.waitForSelector($("task-card"), { timeout: WAIT_MS });
+    assert.equal((await carol.locator($("me")).innerText()).trim(), "Carol");
+    await waitOnline(pages.alice, ["Alice", "Bob", "Carol"]);
+    pages.carol = carol;
+  });
+
   it("a server restart shows the reconnecting banner, then everything recovers", async () => {
-    const { alice, bob } = pages;
+    const { alice, bob, carol } = pages;
     const stopped = await server.stop();
     assert.equal(stopped.code, 0, `the server did not exit cleanly: ${JSON.stringify(stopped)}`);
     await alice.waitForSelector($("reconnecting-banner"), { timeout: WAIT_MS });
@@ -178,6 +196,9 @@ describe("the board page, two users", { timeout: 180_000 }, () => {
     await bob.waitForSelector($("reconnecting-banner"), { state: "detached", timeout: 20_000 });
     await waitOnline(alice, ["Alice", "Bob"]);
     await waitOnline(bob, ["Alice", "Bob"]);
+    // a pasted token cannot be renewed: the new secret refuses it, and Carol is asked to
+    // sign in again
+    await carol.waitForSelector($("signed-out-banner"), { timeout: WAIT_MS });
     // the hub refused the old tokens (`Authentication failed: invalid token`): each page
     // asked for a new one, once, and connected with it
     assert.equal(alice.tokenRequests, 2);

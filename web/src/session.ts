@@ -9,6 +9,8 @@ import type { User } from "./types";
 export interface SessionData {
   token: string;
   user: User;
+  /** "dev": tokens from POST /api/dev/token, renewable; "token": pasted, not renewable. */
+  mode?: "dev" | "token";
 }
 
 const KEY = "trio-hub.session";
@@ -33,7 +35,26 @@ export async function devSignIn(user: { userId: string; userName?: string }, bas
     body: JSON.stringify(user),
   });
   const answer = await readJson<DevTokenAnswer>(response);
-  return { token: answer.token, user: { userId: answer.userId, userName: answer.userName } };
+  return { token: answer.token, user: { userId: answer.userId, userName: answer.userName }, mode: "dev" };
+}
+
+/** Outside dev mode: a token issued elsewhere, checked with `GET /api/me`. */
+export async function tokenSignIn(token: string, base = ""): Promise<SessionData> {
+  const response = await fetch(`${base}/api/me`, { headers: { Authorization: `Bearer ${token}` } });
+  const me = await readJson<{ userId: string; userName: string }>(response);
+  return { token, user: { userId: me.userId, userName: me.userName }, mode: "token" };
+}
+
+export class SignInAgain extends Error {
+  constructor() {
+    super("This token is no longer accepted: sign in again");
+    this.name = "SignInAgain";
+  }
+}
+
+function renewFor(data: SessionData): (user: User) => Promise<SessionData> {
+  if (data.mode === "token") return () => Promise.reject(new SignInAgain());
+  return (user) => devSignIn({ userId: String(user.userId), userName: user.userName });
 }
 
 export class Session implements TokenSource {
@@ -42,7 +63,7 @@ export class Session implements TokenSource {
 
   constructor(
     data: SessionData,
-    private readonly renew: (user: User) => Promise<SessionData> = (user) => devSignIn({ userId: String(user.userId), userName: user.userName }),
+    private readonly renew: (user: User) => Promise<SessionData> = renewFor(data),
     private readonly storage: Storage | null = typeof sessionStorage === "undefined" ? null : sessionStorage,
   ) {
     this.current = data;
@@ -61,7 +82,7 @@ export class Session implements TokenSource {
     // concurrent callers (a REST 401 and a socket refusal at once) share one request
     this.refreshing ??= this.renew(this.current.user)
       .then((data) => {
-        this.current = { token: data.token, user: this.current.user };
+        this.current = { ...this.current, token: data.token };
         this.storage?.setItem(KEY, JSON.stringify(this.current));
         return data.token;
       })

@@ -6,7 +6,7 @@ export function initials(name: string): string {
 }
 
 export function PresenceList({ projectId }: { projectId: Id | null }) {
-  const { user } = useRealtime();
+  const { user, status } = useRealtime();
   const { members, error } = usePresence(projectId);
   if (projectId === null) return null;
   if (error)
@@ -16,7 +16,8 @@ export function PresenceList({ projectId }: { projectId: Id | null }) {
       </span>
     );
   return (
-    <ul className="presence" aria-label="Online now" data-testid="presence">
+    // while disconnected the list is as of the last connection: shown faded
+    <ul className={`presence${status === "connected" ? "" : " stale"}`} aria-label="Online now" data-testid="presence">
       {members.map((m) => (
         <li key={String(m.userId)} title={m.userName} className={sameId(m.userId, user.userId) ? "me" : ""} data-testid="online-member">
           <span className="avatar">{initials(m.userName)}</span> <span data-testid="member-name">{m.userName}</span>

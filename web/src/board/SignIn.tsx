@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from "react";
-import { devSignIn, userIdFor, type SessionData } from "../session";
+import { ApiError } from "../api";
+import { devSignIn, tokenSignIn, userIdFor, type SessionData } from "../session";
 
 // the demo users `python -m server --dev` seeds (server/realtime/demo.py)
 const DEMO_USERS = [
@@ -9,18 +10,28 @@ const DEMO_USERS = [
 
 export function SignIn({ onSignedIn }: { onSignedIn: (data: SessionData) => void }) {
   const [name, setName] = useState("");
+  const [token, setToken] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const signIn = async (user: { userId: string; userName?: string }): Promise<void> => {
+  const attempt = async (how: () => Promise<SessionData>, notFound: string): Promise<void> => {
     setBusy(true);
     setError(null);
     try {
-      onSignedIn(await devSignIn(user));
+      onSignedIn(await how());
     } catch (err) {
-      setError((err as Error).message);
+      setError(err instanceof ApiError && err.status === 404 ? notFound : (err as Error).message);
       setBusy(false);
     }
+  };
+  const signIn = (user: { userId: string; userName?: string }): Promise<void> =>
+    attempt(
+      () => devSignIn(user),
+      "This server is not in development mode: start it with `make run ARGS=--dev`, or sign in with a token below.",
+    );
+  const submitToken = (e: FormEvent): void => {
+    e.preventDefault();
+    if (token.trim()) void attempt(() => tokenSignIn(token.trim()), "The server has no REST API here.");
   };
 
   const submit = (e: FormEvent): void => {
@@ -31,7 +42,10 @@ export function SignIn({ onSignedIn }: { onSignedIn: (data: SessionData) => void
   return (
     <main className="sign-in">
       <h1>Project board</h1>
-      <p className="muted">Development sign-in: pick a demo user, or type any name (it joins the demo project).</p>
+      <p className="muted">
+        In development mode (<code>--dev</code>), pick a demo user or type any name: it joins the demo project. Otherwise,
+        paste a token signed with the server's <code>JWT_SECRET</code>.
+      </p>
       <div className="demo-users">
         {DEMO_USERS.map((user) => (
           <button key={user.userId} type="button" disabled={busy} onClick={() => void signIn(user)} data-testid={`sign-in-${user.userId}`}>
@@ -45,6 +59,14 @@ export function SignIn({ onSignedIn }: { onSignedIn: (data: SessionData) => void
         </label>
         <button type="submit" disabled={busy || !name.trim()}>
           Sign in
+        </button>
+      </form>
+      <form onSubmit={submitToken}>
+        <label>
+          Token <input value={token} onChange={(e) => setToken(e.target.value)} disabled={busy} placeholder="a JWT" data-testid="sign-in-token" />
+        </label>
+        <button type="submit" disabled={busy || !token.trim()}>
+          Use token
         </button>
       </form>
       {error && (
