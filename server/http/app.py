@@ -53,9 +53,13 @@ def create_app(
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
-        if request.path.startswith("/api/"):
-            return jsonify({"error": exc.name}), exc.code or 500
-        return exc
+        if not request.path.startswith("/api/"):
+            return exc
+        response = jsonify({"error": exc.name})
+        if exc.code == 413:
+            # the rest of the body is never read: the connection cannot carry another request
+            response.headers["Connection"] = "close"
+        return response, exc.code or 500
 
     @app.errorhandler(Exception)
     async def internal_error(exc: Exception) -> Any:

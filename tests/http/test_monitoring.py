@@ -1,0 +1,119 @@
+"""/metrics, /healthz, the monitor's log line, CORS for the API, and --dev's token route."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.realtime.harness import Service, make_project, serving, token
+
+
+def sample(metrics: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", metrics, re.MULTILINE)
+    assert match, f"{name} not in /metrics"
+    return float(match.group(1))
+
+
+async def test_metrics_count_what_happens(svc: Service) -> None:
+    project = await make_project(svc, "M", {"ada": "Ada", "bob": "Bob"})
+    ada, bob = svc.tab(token("ada", "Ada")), svc.tab(token("bob", "Bob"))
+    await ada.connect()
+    await bob.connect()
+    try:
+        await ada.call("joinProject", project)
+        await bob.call("joinProject", project)
+        await ada.call("chatMessage", {"projectId": project, "message": "counted"})
+        await bob.next("newMessage")
+        async with svc.http() as http:
+            response = await http.get("/metrics")
+        assert response.headers["content-type"].startswith("text/plain")
+        metrics = response.text
+        assert sample(metrics, "hub_connected_clients") == 2
+        assert sample(metrics, "realtime_project_rooms") == 1
+        assert sample(metrics, f'realtime_project_room_users{{project="{project}"}}') == 2
+        assert sample(metrics, "realtime_chat_messages_total") == 1
+        assert sample(metrics, "hub_packets_in_total") >= 5  # 2 CONNECT, 2 joins, 1 chat
+        # out: 2 CONNECT answers, 3 acks, 1 userJoined, 2 newMessage (at least)
+        assert sample(metrics, "hub_packets_out_total") >= 8
+        assert sample(metrics, "hub_volatile_dropped_total") == 0
+        assert sample(metrics, "hub_slow_consumer_closes_total") == 0
+        assert sample(metrics, "hub_handler_errors_total") == 0
+        assert sample(metrics, 'store_operation_seconds_count{op="add_message"}') == 1
+        assert 'store_operation_seconds_bucket{op="add_message",le="+Inf"} 1' in metrics
+        route = 'http_requests_total{method="POST",route="/api/projects",status="201"}'
+        assert sample(metrics, route) == 1
+    finally:
+        await ada.disconnect()
+        await bob.disconnect()
+    async with svc.http() as http:
+        health = (await http.get("/healthz")).json()
+    assert health["status"] == "ok"
+
+
+async def test_the_monitor_logs_clients_and_room_users(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="monitor")
+    async with serving(tmp_path, monitor_interval=0.2) as svc:
+        project = await make_project(svc, "Log", {"ada": "Ada"})
+        ada = svc.tab(token("ada", "Ada"))
+        await ada.connect()
+        try:
+            await ada.call("joinProject", project)
+            line = f"1 clients connected; users per project room: project:{project}=1"
+            with trio.fail_after(5):
+                while not any(line in r.getMessage() for r in caplog.records):
+                    await trio.sleep(0.05)
+        finally:
+            await ada.disconnect()
+
+
+async def test_api_cors_allows_the_configured_origins_only(tmp_path: Path) -> None:
+    origins = ("http://localhost:5173",)
+    async with serving(tmp_path, cors_origins=origins) as svc, svc.http() as http:
+        preflight = await http.options(
+            "/api/projects",
+            headers={
+                "Origin": "http://localhost:5173",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        assert preflight.headers["access-control-allow-origin"] == "http://localhost:5173"
+        assert "Authorization" in preflight.headers["access-control-allow-headers"]
+        other = await http.get("/api/projects", headers={"Origin": "http://evil.example"})
+        assert other.status_code == 401
+        assert "access-control-allow-origin" not in other.headers
+
+
+async def test_dev_tokens_exist_only_with_dev(tmp_path: Path) -> None:
+    async with serving(tmp_path / "prod") as svc, svc.http() as http:
+        response = await http.post("/api/dev/token", json={"userId": "carol"})
+        assert response.status_code == 404
+        assert svc.running.demo_project_id is None
+    async with serving(tmp_path / "dev", dev=True) as svc:
+        demo = svc.running.demo_project_id
+        assert demo is not None
+        async with svc.http() as http:
+            issued = (await http.post("/api/dev/token", json={"userId": "carol"})).json()
+            assert issued["userId"] == "carol" and issued["role"] == "member"
+            assert issued["projectId"] == demo
+            bad = await http.post("/api/dev/token", json={"userId": "x", "role": "root"})
+            assert bad.status_code == 400
+        carol = svc.tab(issued["token"])
+        await carol.connect()
+        try:
+            answer = await carol.call("joinProject", demo)
+            assert answer == {
+                "ok": True,
+                "onlineMembers": [{"userId": "carol", "userName": "Carol"}],
+            }
+        finally:
+            await carol.disconnect()
+        async with svc.http(issued["token"]) as http:
+            tasks = (await http.get(f"/api/projects/{demo}/tasks")).json()["tasks"]
+            assert len(tasks) == 2  # the seeded demo tasks
