@@ -43,7 +43,7 @@ $(WEB_DIST): $(WEB_STAMP) web/index.html web/vite.config.ts web/tsconfig.json $(
 	cd web && npm run build --silent
 
 run: $(STAMP) $(WEB_DIST)
-	$(PY) -m server $(ARGS)
+	$(PY) -m server --dev $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check server tests examples bench
