@@ -4,6 +4,7 @@ Task tree::
 
     root nursery
     ├── signal watcher: SIGINT / SIGTERM -> hub.shutdown(grace) -> cancel the root
+    ├── bridge.run (only with REDIS_URL): Redis link to the other processes, reconnecting
     ├── hub.serve (hub port): /socket.io/, long-polling and WebSocket
     ├── serve_app (app port): Hypercorn + Quart-Trio (REST, /metrics, /healthz)
     └── monitor: a log line every MONITOR_INTERVAL seconds
@@ -22,6 +23,7 @@ import trio
 
 from server.http.app import create_app, serve_app
 from server.hub import Hub
+from server.hub.bridge import Bridge
 from server.lifecycle import cancel_on_signal, print_dev_banner
 from server.realtime import Realtime, TokenVerifier, run_monitor
 from server.realtime.demo import demo_tokens, seed
@@ -61,6 +63,10 @@ async def run(
     store = await open_store(settings.database_url, max_threads=settings.db_threads)
     try:
         hub = build_hub(settings)
+        # the Redis bridge: every process on the same REDIS_URL is one cluster
+        bridge = Bridge(settings.redis_url) if settings.redis_url else None
+        if bridge is not None:
+            bridge.install(hub)
         verifier = TokenVerifier(settings.jwt_secret)
         if len(settings.jwt_secret.encode()) < 32:
             log.warning("JWT_SECRET is shorter than 32 bytes: HS256 wants at least 32")
@@ -79,6 +85,8 @@ async def run(
 
             if handle_signals:
                 await root.start(cancel_on_signal, root.cancel_scope, drain)
+            if bridge is not None:
+                await root.start(bridge.run)
             listeners = await root.start(hub.serve, settings.host, settings.hub_port)
             hub_port = listeners[0].socket.getsockname()[1]
             app.config["HUB_PORT"] = hub_port  # the web client's page is told where the hub is

@@ -43,6 +43,9 @@ class Settings:
     db_threads: int = 4
     #: Seconds between the monitor's log lines.
     monitor_interval: float = 30.0
+    #: ``redis://host:port/db``: link this process to the others on the same Redis (the
+    #: bridge, in the format of ``@socket.io/redis-adapter``); empty for one process alone.
+    redis_url: str = ""
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:
@@ -123,6 +126,11 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         default=default("MONITOR_INTERVAL", d.monitor_interval),
         help="seconds between monitoring log lines (MONITOR_INTERVAL)",
     )
+    parser.add_argument(
+        "--redis-url",
+        default=env.get("REDIS_URL", ""),
+        help="redis://host:port/db: run as one node of a cluster (REDIS_URL); default: alone",
+    )
     args = parser.parse_args(argv)
     secret = env.get("JWT_SECRET", "")
     if not secret:
@@ -152,4 +160,5 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         database_url=args.database_url,
         db_threads=args.db_threads,
         monitor_interval=args.monitor_interval,
+        redis_url=args.redis_url,
     )

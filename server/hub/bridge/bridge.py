@@ -175,6 +175,13 @@ class Bridge:
         """Stay connected until cancelled. Reports started after the first attempt, whether
         it succeeded or not: a node without Redis still serves its own clients."""
         started = False
+
+        def report_started() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
         delay = self.backoff[0]
         async with trio.open_nursery() as tasks:
             self._tasks = tasks
@@ -184,25 +191,28 @@ class Bridge:
                         self.url, decode_responses=False, connect_timeout=2.0
                     ) as client:
                         await client.ping()
-                        await self._connected_session(client, task_status if not started else None)
-                        started = True
+                        await self._connected_session(client, report_started)
                 except* _CONNECTION_ERRORS as group:
                     first = group.exceptions[0]
                     if self.healthy:
                         log.warning("Redis connection lost (%s): degraded", first)
                     else:
                         log.info("Redis not reachable (%s); retrying in %.2f s", first, delay)
+                except* Exception:
+                    # a bug of ours or of the client must not take the process down: this
+                    # node goes on alone and tries again
+                    self.stats["errors"] += 1
+                    log.exception("the bridge failed; reconnecting")
+                was_connected = self.healthy
                 self._went_down()
-                if not started:
-                    started = True
-                    task_status.started()
+                report_started()
+                if was_connected:
+                    delay = self.backoff[0]  # a fresh loss: try again soon
                 await trio.sleep(delay * (0.75 + random.random() / 2))
                 delay = min(delay * 2, self.backoff[1])
-                if self.healthy:
-                    delay = self.backoff[0]
 
     async def _connected_session(
-        self, client: coredis.Redis[bytes], task_status: trio.TaskStatus[None] | None
+        self, client: coredis.Redis[bytes], report_started: Callable[[], None]
     ) -> None:
         async with (
             client.pubsub(ignore_subscribe_messages=True, retry_policy=None) as pubsub,
@@ -217,8 +227,7 @@ class Bridge:
             log.info("bridge %s connected to Redis; %d namespaces", self.uid, len(self.adapters))
             nursery.start_soon(self._publisher, client)
             nursery.start_soon(self._reader, pubsub)
-            if task_status is not None:
-                task_status.started()
+            report_started()
 
     def _went_down(self) -> None:
         if self.healthy:

@@ -1,0 +1,172 @@
+"""Faults: Redis killed and restarted under traffic, and a node that dies or freezes.
+
+Everything is real: the redis-server is SIGKILLed and started again on its port, the node
+that dies is a process of its own, killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from server.hub.remote import RemoteSocket
+from tests.bridge.nodes import bridged_node, wait_for
+from tests.bridge.redis_server import RedisServer
+from tests.hub.rawclient import RawClient, raw_client
+from tests.node_harness import LineReader, stop_process
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = {"backoff": (0.05, 0.5)}
+
+
+async def collect(client: RawClient, event: str, into: list[int]) -> None:
+    while True:
+        (value,) = await client.receive_event(event, timeout=60)
+        into.append(value)
+
+
+async def test_redis_killed_and_restarted_under_traffic(redis_server: RedisServer) -> None:
+    async with (
+        bridged_node(redis_server.url, **FAST) as one,
+        bridged_node(redis_server.url, **FAST) as two,
+        raw_client(one.url) as a,
+        raw_client(two.url) as b,
+    ):
+        for client in (a, b):
+            await client.emit("join", "room", ack=True)
+            await client.receive()
+        at_a: list[int] = []
+        at_b: list[int] = []
+        sent = 0
+        async with trio.open_nursery() as traffic:
+
+            async def send() -> None:
+                nonlocal sent
+                while True:
+                    one.hub.to("room").emit("tick", sent)
+                    sent += 1
+                    await trio.sleep(0.01)
+
+            traffic.start_soon(collect, a, "tick", at_a)
+            traffic.start_soon(collect, b, "tick", at_b)
+            traffic.start_soon(send)
+            await wait_for(lambda: len(at_b) > 10)
+
+            redis_server.kill()
+            await wait_for(lambda: not one.bridge.healthy and not two.bridge.healthy)
+            assert (one.bridge.status, two.bridge.status) == ("degraded", "degraded")
+            # local delivery goes on; requests answer with this node's part, at once
+            mark = sent
+            await wait_for(lambda: bool(at_a) and at_a[-1] > mark + 20)
+            with trio.fail_after(1):
+                alone = await one.hub.fetch_sockets()
+            assert [s.id for s in alone] == [a.sids["/"]]
+            assert one.bridge.stats["publish_dropped"] > 0
+            assert one.bridge.stats["disconnects"] == 1
+
+            await trio.to_thread.run_sync(redis_server.start)
+            await wait_for(lambda: one.bridge.healthy and two.bridge.healthy, timeout=10)
+            # cross-node delivery resumes by itself: resubscribed, nothing restarted
+            mark = sent
+            await wait_for(lambda: bool(at_b) and at_b[-1] > mark + 10, timeout=10)
+            traffic.cancel_scope.cancel()
+        assert one.bridge.stats["connects"] == 2
+        assert at_a == sorted(at_a) and at_b == sorted(at_b)
+        both = await one.hub.fetch_sockets()
+        assert sorted(s.id for s in both) == sorted([a.sids["/"], b.sids["/"]])
+
+
+async def test_a_node_that_starts_without_redis_joins_when_it_comes(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.kill()
+    async with (
+        bridged_node(redis_server.url, **FAST) as one,
+        raw_client(one.url) as a,
+    ):
+        assert not one.bridge.healthy
+        one.hub.emit("alone", 1)  # local delivery works from the start
+        assert await a.receive_event("alone") == [1]
+        await trio.to_thread.run_sync(redis_server.start)
+        await wait_for(lambda: one.bridge.healthy, timeout=10)
+        async with bridged_node(redis_server.url) as two, raw_client(two.url) as b:
+            two.hub.emit("together", 2)
+            assert await a.receive_event("together") == [2]
+            assert await b.receive_event("together") == [2]
+
+
+def _spawn_node(redis_url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.bridge.node_process", "--redis", redis_url],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+@asynccontextmanager
+async def node_process(redis_url: str) -> AsyncIterator[tuple[subprocess.Popen[str], str]]:
+    proc = _spawn_node(redis_url)
+    try:
+        assert proc.stdout is not None
+        line = await trio.to_thread.run_sync(LineReader(proc.stdout).next_line, 20.0)
+        assert line is not None and line.startswith("listening "), line
+        yield proc, f"http://127.0.0.1:{line.split()[1]}"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+        stop_process(proc)
+
+
+async def test_a_frozen_node_is_waited_for_then_a_dead_one_is_not(
+    redis_server: RedisServer,
+) -> None:
+    async with (
+        bridged_node(redis_server.url, request_timeout=1.0) as one,
+        raw_client(one.url, auth={"name": "ann"}),
+        node_process(redis_server.url) as (proc, url),
+        trio.open_nursery() as nursery,
+    ):
+        # bob's connection to the other process; it dies with the process
+        bob_connected = trio.Event()
+
+        async def bob() -> None:
+            try:
+                async with raw_client(url, auth={"name": "bob"}) as b:
+                    bob_connected.set()
+                    await b.closed(timeout=60)
+            except Exception:
+                pass
+
+        nursery.start_soon(bob)
+        await bob_connected.wait()
+        names = sorted(s.data["name"] for s in await one.hub.fetch_sockets())
+        assert names == ["ann", "bob"]
+        assert any(isinstance(s, RemoteSocket) for s in await one.hub.fetch_sockets())
+
+        proc.send_signal(signal.SIGSTOP)  # subscribed, but silent: waited for, in vain
+        with trio.fail_after(5):
+            names = sorted(s.data["name"] for s in await one.hub.fetch_sockets())
+        assert names == ["ann"]
+        assert one.bridge.stats["request_timeouts"] == 1
+
+        proc.kill()  # dead: Redis drops its subscriptions, so no one waits for it
+        proc.wait()
+        await wait_for(lambda: _numsub(redis_server) == 1)
+        with trio.fail_after(5):
+            names = sorted(s.data["name"] for s in await one.hub.fetch_sockets())
+        assert names == ["ann"]
+        assert one.bridge.stats["request_timeouts"] == 1  # not waited for this time
+        nursery.cancel_scope.cancel()
+
+
+def _numsub(redis_server: RedisServer) -> int:
+    answer = redis_server.command("PUBSUB", "NUMSUB", "socket.io-request#/#")
+    return int(answer.rsplit(b":", 1)[1].strip())
