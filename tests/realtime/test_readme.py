@@ -1,0 +1,95 @@
+"""The README's walkthrough works as written: Bob's python-socketio script and Alice's
+socket.io-client script, taken from README.md, chat in the demo project of a ``--dev``
+server, and Bob sees a task change made over REST."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.node_harness import NODE_DIR, LineReader, node_deps_installed, node_executable
+from tests.realtime.harness import Service, serving
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_block(first_line: str) -> str:
+    """The fenced code block of README.md whose first line is ``first_line``."""
+    text = (ROOT / "README.md").read_text()
+    for match in re.finditer(r"^( *)```\w*\n(.*?)^\1```", text, re.DOTALL | re.MULTILINE):
+        block = textwrap.dedent(match.group(2))
+        if block.startswith(first_line):
+            return block
+    raise AssertionError(f"README.md has no code block starting with {first_line!r}")
+
+
+def on_ports(code: str, svc: Service) -> str:
+    return code.replace("127.0.0.1:4000", svc.app_url[7:]).replace(
+        "127.0.0.1:4001", svc.hub_url[7:]
+    )
+
+
+@pytest.mark.skipif(
+    node_executable() is None or not node_deps_installed(), reason="needs node and npm ci"
+)
+async def test_the_readme_walkthrough(tmp_path: Path) -> None:
+    async with serving(tmp_path, dev=True) as svc:
+        bob = await trio.to_thread.run_sync(
+            lambda: subprocess.Popen(
+                [sys.executable, "-u", "-c", on_ports(readme_block("# bob.py"), svc)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+        assert bob.stdout is not None
+        lines = LineReader(bob.stdout)
+
+        async def bob_says(fragment: str) -> str:
+            def wait() -> str:
+                while True:
+                    line = lines.next_line(timeout=10)
+                    if line is None:
+                        raise AssertionError(f"bob.py ended: {lines.seen}")
+                    if fragment in line:
+                        return line
+
+            return await trio.to_thread.run_sync(wait)
+
+        try:
+            assert "'ok': True" in await bob_says("joined:")
+            alice = await trio.to_thread.run_sync(
+                lambda: subprocess.run(
+                    [str(node_executable()), "--input-type=module"],
+                    input=on_ports(readme_block("// alice.mjs"), svc),
+                    cwd=NODE_DIR,
+                    capture_output=True,
+                    text=True,
+                    timeout=20,
+                )
+            )
+            assert alice.returncode == 0, alice.stderr
+            assert alice.stdout.splitlines() == ["online: Alice, Bob", "Alice: Hello Bob!"]
+            assert "'message': 'Hello Bob!'" in await bob_says("newMessage")
+
+            curl = readme_block("# alice changes a task").strip().splitlines()[1:]
+            token = svc.running.realtime.verifier.issue("alice", "Alice", "admin")
+            command = on_ports("\n".join(curl), svc).replace("$TOKEN", token)
+            done = await trio.to_thread.run_sync(
+                lambda: subprocess.run(
+                    ["bash", "-c", command], capture_output=True, text=True, timeout=20
+                )
+            )
+            assert '"status":"done"' in done.stdout, done
+            assert "'changes': {'status': 'done'}" in await bob_says("taskUpdated")
+            assert "'type': 'task_update'" in await bob_says("notification")
+        finally:
+            bob.kill()
+            bob.wait()
+            bob.stdout.close()
