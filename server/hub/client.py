@@ -43,6 +43,10 @@ class Client:
         assert session.nursery is not None
         session.nursery.start_soon(self._connect_timeout)
 
+    @property
+    def handlers_in_flight(self) -> int:
+        return self.hub.max_handlers - self._slots.value
+
     def send_packet(self, packet: sio.Packet, *, volatile: bool = False) -> bool:
         return self.session.send(Wire.messages(sio.encode(packet)), volatile=volatile)
 

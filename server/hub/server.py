@@ -119,10 +119,27 @@ class Hub:
         await self.engine.serve(host, port, task_status=task_status)
 
     async def shutdown(self, grace: float = 5.0) -> None:
-        """Stop accepting, close every connection (clients may reconnect elsewhere), and
-        wait up to ``grace`` seconds for their clean-up."""
+        """Leave gracefully, within ``grace`` seconds:
+
+        1. stop accepting: the listening sockets close, so new connections go elsewhere;
+        2. drain: handlers already running may finish and answer their acks (half of
+           ``grace`` at most; connections stay open and keep being served meanwhile);
+        3. close every connection: what is queued goes out, then a CLOSE, and clients
+           reconnect (to another node, behind a load balancer) with their state recoverable
+           where recovery is on;
+        4. wait for every connection's clean-up (``disconnect`` handlers, rooms).
+        """
+        deadline = trio.current_time() + grace
+        self.engine.stop_accepting()
+        with trio.move_on_at(deadline - grace / 2):
+            # polled, and only here: an event per handler would cost every event a little
+            while any(  # noqa: ASYNC110
+                isinstance(session.handler, Client) and session.handler.handlers_in_flight
+                for session in self.engine.sessions.values()
+            ):
+                await trio.sleep(0.01)
         self.engine.close_all("server shutting down")
-        with trio.move_on_after(grace):
+        with trio.move_on_at(deadline):
             await self.engine.wait_all_closed()
 
     @property

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -36,6 +37,9 @@ from server.hub.protocol import ProtocolError
 from server.hub.protocol import engineio as eio
 
 log = logging.getLogger("hub.engine")
+
+#: accept() errors that say "not now" rather than "this listener is broken".
+_ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: A keep-alive connection with no request in this long is closed.
@@ -77,6 +81,7 @@ class EngineServer:
         self.policy = OriginPolicy(config.cors_origins)
         self._session_nursery: trio.Nursery | None = None
         self.accepting = True
+        self._accept_scope = trio.CancelScope()
         self._running = 0
         self._all_closed = trio.Event()
         self._all_closed.set()
@@ -95,8 +100,38 @@ class EngineServer:
         listeners = await trio.open_tcp_listeners(port, host=host)
         async with trio.open_nursery() as nursery:
             await nursery.start(self.run_sessions)
-            nursery.start_soon(trio.serve_listeners, self.handle_stream, listeners)
+            nursery.start_soon(self._accept, listeners)
             task_status.started(listeners)
+
+    async def _accept(self, listeners: list[trio.SocketListener]) -> None:
+        # connections live in their own nursery, so that they outlive the accept loops
+        async with trio.open_nursery() as connections:
+            with self._accept_scope:
+                async with trio.open_nursery() as acceptors:
+                    for listener in listeners:
+                        acceptors.start_soon(self._accept_from, listener, connections)
+            # stop_accepting(): new connections are refused by the kernel from now on, so
+            # clients (and a load balancer) turn to another node
+            for listener in listeners:
+                await listener.aclose()
+
+    async def _accept_from(self, listener: trio.SocketListener, into: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_RESOURCE_ERRORS:
+                    raise
+                # out of file descriptors or memory: keep the connections we have, retry
+                log.error("accept failed (%s): pausing new connections for 100 ms", exc)
+                await trio.sleep(0.1)
+                continue
+            into.start_soon(self.handle_stream, stream)
+
+    def stop_accepting(self) -> None:
+        """Close the listening sockets and refuse new sessions on open connections."""
+        self.accepting = False
+        self._accept_scope.cancel()
 
     async def run_sessions(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -108,7 +143,7 @@ class EngineServer:
             task_status.started()
 
     def close_all(self, reason: str = "server shutting down") -> None:
-        self.accepting = False
+        self.stop_accepting()
         for session in list(self.sessions.values()):
             session.close(reason)
 
