@@ -10,5 +10,8 @@ export default defineConfig({
   test: {
     environment: "jsdom",
     include: ["tests/**/*.test.ts", "tests/**/*.test.tsx"],
+    // tests/live.test.tsx runs the hooks against a real server started here
+    globalSetup: ["tests/live.setup.mjs"],
+    testTimeout: 15_000,
   },
 });

@@ -1,7 +1,8 @@
 """The web client's own suites, run from pytest so that ``make test`` counts them.
 
 - TypeScript: ``tsc --noEmit`` over the page, the hooks and their tests.
-- Vitest: the hooks' listener bookkeeping (``web/tests/``).
+- Vitest (``web/tests/``): the hooks' listener bookkeeping on a real, unconnected
+  socket.io-client ``Socket``; and the hooks against a real ``python -m server --dev``.
 - End to end: ``web/e2e/board.e2e.mjs`` drives Debian's ``/usr/bin/chromium`` with
   playwright-core, two users against a real ``python -m server --dev`` that it starts (and
   restarts) itself. Screenshots land in ``test-artifacts/web/``.
@@ -52,7 +53,11 @@ def test_typescript_compiles() -> None:
 
 def test_vitest_hooks(tmp_path: Path) -> None:
     report = tmp_path / "vitest.json"
-    run([str(BIN / "vitest"), "run", "--reporter=json", f"--outputFile={report}"], timeout=300)
+    run(
+        [str(BIN / "vitest"), "run", "--reporter=json", f"--outputFile={report}"],
+        timeout=300,
+        env={"PYTHON": sys.executable},  # tests/live.test.tsx starts the real server
+    )
     result = json.loads(report.read_text())
     failed = [
         t["fullName"]
