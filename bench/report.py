@@ -151,6 +151,7 @@ def rows_for(scenario: str, results: dict[str, Any]) -> list[Row]:
             ("most deliveries/s, p99 ≤ limit", _get("best_deliveries_per_s"), "higher"),
             ("at sender rate (msg/s)", _get("best_rate"), ""),
             ("p99 there (ms)", _get("best_p99_ms"), ""),
+            ("server CPU µs/delivery there", _get("best_server_us_per_delivery"), "lower"),
             ("stopped by", _get("stop_reason"), ""),
         ]
     if scenario == "storm":

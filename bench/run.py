@@ -25,7 +25,7 @@ from typing import Any
 
 from bench import report
 from bench.procs import ROOT, SERVER_NAMES, BenchError, node_deps_installed
-from bench.scenarios import SCENARIOS, Config
+from bench.scenarios import ALL_SCENARIOS, JOINT_SCENARIOS, SCENARIOS, Config
 
 QUICK = {
     "clients": 100,
@@ -52,7 +52,7 @@ def ints(text: str) -> list[int]:
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Config]:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
+    p.add_argument("--scenarios", default=",".join(ALL_SCENARIOS), help="comma-separated")
     p.add_argument("--servers", default=",".join(SERVER_NAMES), help="comma-separated")
     p.add_argument("--quick", action="store_true", help="small sizes, short runs (a smoke test)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -84,8 +84,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Config]:
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.servers = [s for s in args.servers.split(",") if s]
     for s in args.scenarios:
-        if s not in SCENARIOS:
-            p.error(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
+        if s not in ALL_SCENARIOS:
+            p.error(f"unknown scenario {s!r}; known: {', '.join(ALL_SCENARIOS)}")
     for s in args.servers:
         if s not in SERVER_NAMES:
             p.error(f"unknown server {s!r}; known: {', '.join(SERVER_NAMES)}")
@@ -113,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in args.scenarios:
         results: dict[str, Any] = {}
         doc["scenarios"][scenario] = results
+        if scenario in JOINT_SCENARIOS:
+            t0 = time.monotonic()
+            print(f"[{scenario} / {', '.join(args.servers)}] ...", file=sys.stderr, flush=True)
+            results.update(JOINT_SCENARIOS[scenario](args.servers, cfg))
+            for result in results.values():
+                failed = failed or "error" in result
+                result["elapsed_s"] = round(time.monotonic() - t0, 1)
+            continue
         for server in args.servers:
             t0 = time.monotonic()
             print(f"[{scenario} / {server}] ...", file=sys.stderr, flush=True)
