@@ -8,6 +8,7 @@ from typing import Any
 from quart import Blueprint, Response, jsonify
 
 from server.hub import Hub
+from server.hub.bridge import bridge_of
 from server.realtime import Realtime
 
 #: (method, route, status) -> requests served; filled by the app's after_request hook.
@@ -118,6 +119,9 @@ def render(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> str:
         out.lines.append("# TYPE store_operation_seconds histogram")
         for suffix, value in samples:
             out.lines.append(f"store_operation_seconds{suffix} {_num(value)}")
+    bridge = bridge_of(hub)
+    if bridge is not None:
+        _bridge_metrics(out, bridge.healthy, bridge.stats)
     out.metric(
         "http_requests_total",
         "counter",
@@ -130,6 +134,30 @@ def render(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> str:
     return out.render()
 
 
+#: The Redis bridge's counters (``Bridge.stats``) and what they count.
+_BRIDGE_COUNTERS = (
+    ("connects", "Connections to Redis made."),
+    ("disconnects", "Connections to Redis lost (each starts a degraded period)."),
+    ("published", "Messages published to Redis (broadcasts, requests, responses)."),
+    ("publish_batches", "Pipelines the publishes were sent in."),
+    ("publish_dropped", "Publishes dropped: Redis unreachable, or the queue full."),
+    ("broadcasts_in", "Broadcasts from other nodes delivered here."),
+    ("broadcasts_skipped", "Broadcasts from other nodes dropped unread: no socket here."),
+    ("requests_in", "Requests from other nodes handled."),
+    ("requests_out", "Requests sent to other nodes."),
+    ("request_timeouts", "Requests that ended with fewer answers than nodes."),
+    ("bad_messages", "Messages from Redis that could not be read."),
+)
+
+
+def _bridge_metrics(out: _Text, healthy: bool, stats: Counter[str]) -> None:
+    out.metric(
+        "bridge_up", "gauge", "1 when Redis is reachable, 0 when degraded.", [("", int(healthy))]
+    )
+    for key, help in _BRIDGE_COUNTERS:
+        out.metric(f"bridge_{key}_total", "counter", help, [("", stats[key])])
+
+
 def create_monitoring(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> Blueprint:
     bp = Blueprint("monitoring", __name__)
 
@@ -139,6 +167,12 @@ def create_monitoring(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> 
 
     @bp.get("/healthz")
     async def healthz() -> Any:
-        return jsonify({"status": "ok", "hub": {"clients": hub.client_count}})
+        body: dict[str, Any] = {"status": "ok", "hub": {"clients": hub.client_count}}
+        bridge = bridge_of(hub)
+        if bridge is not None:
+            # degraded is still 200: this node serves its own clients without Redis
+            body["status"] = bridge.status
+            body["bridge"] = {"status": bridge.status, "uid": bridge.uid}
+        return jsonify(body)
 
     return bp

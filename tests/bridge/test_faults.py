@@ -9,13 +9,15 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
 
 from server.hub.remote import RemoteSocket
+from tests.bridge.cluster import start_cluster
 from tests.bridge.nodes import bridged_node, wait_for
 from tests.bridge.redis_server import RedisServer
 from tests.hub.rawclient import RawClient, raw_client
@@ -170,3 +172,33 @@ async def test_a_frozen_node_is_waited_for_then_a_dead_one_is_not(
 def _numsub(redis_server: RedisServer) -> int:
     answer = redis_server.command("PUBSUB", "NUMSUB", "socket.io-request#/#")
     return int(answer.rsplit(b":", 1)[1].strip())
+
+
+def test_healthz_and_metrics_report_the_outage(redis_server: RedisServer, tmp_path: Path) -> None:
+    """``python -m server`` with REDIS_URL: /healthz says degraded while Redis is away,
+    /metrics counts the loss, and both heal without a restart."""
+    servers = start_cluster(tmp_path, redis_server.url, 2)
+    try:
+        for server in servers:
+            _wait(lambda s=server: s.healthz()["status"] == "ok")
+            assert server.healthz()["bridge"]["status"] == "ok"
+            assert server.metric("bridge_up") == 1
+        redis_server.kill()
+        for server in servers:
+            _wait(lambda s=server: s.healthz()["status"] == "degraded")
+            assert server.metric("bridge_up") == 0
+            assert server.metric("bridge_disconnects_total") == 1
+        redis_server.start()
+        for server in servers:
+            _wait(lambda s=server: s.healthz()["status"] == "ok")
+            assert server.metric("bridge_connects_total") == 2
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
