@@ -51,6 +51,8 @@ def build_hub(settings: Settings) -> Hub:
         ping_timeout=settings.ping_timeout,
         max_payload=settings.max_payload,
         connect_timeout=settings.connect_timeout,
+        connection_state_recovery=settings.recovery,
+        max_disconnection_duration=settings.recovery_window,
     )
 
 

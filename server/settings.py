@@ -46,6 +46,10 @@ class Settings:
     #: ``redis://host:port/db``: link this process to the others on the same Redis (the
     #: bridge, in the format of ``@socket.io/redis-adapter``); empty for one process alone.
     redis_url: str = ""
+    #: Connection state recovery: a client whose connection drops gets its rooms, ``data`` and
+    #: missed events back if it returns within ``recovery_window`` seconds.
+    recovery: bool = False
+    recovery_window: float = 120.0
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:
@@ -131,6 +135,19 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         default=env.get("REDIS_URL", ""),
         help="redis://host:port/db: run as one node of a cluster (REDIS_URL); default: alone",
     )
+    parser.add_argument(
+        "--recovery",
+        action="store_true",
+        default=env.get("RECOVERY", "") in ("1", "true", "yes"),
+        help="connection state recovery for clients that support it (RECOVERY=1); "
+        "other clients then see each stored event's offset as a last argument",
+    )
+    parser.add_argument(
+        "--recovery-window",
+        type=float,
+        default=default("RECOVERY_WINDOW", d.recovery_window),
+        help="seconds a dropped client has to come back with its state (RECOVERY_WINDOW)",
+    )
     args = parser.parse_args(argv)
     secret = env.get("JWT_SECRET", "")
     if not secret:
@@ -161,4 +178,6 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         db_threads=args.db_threads,
         monitor_interval=args.monitor_interval,
         redis_url=args.redis_url,
+        recovery=args.recovery,
+        recovery_window=args.recovery_window,
     )

@@ -8,9 +8,11 @@ from __future__ import annotations
 import base64
 import json
 import time
+from typing import Any
 
 import jwt
 import pytest
+import trio
 
 from tests.realtime.harness import SECRET, Service, token
 
@@ -31,8 +33,16 @@ async def test_a_valid_token_connects_and_lands_in_socket_data(svc: Service) -> 
     tab = svc.tab(token(42, "Ada", "member"))
     await tab.connect()
     try:
-        sockets = await svc.running.hub.to("user:42").fetch_sockets()
-        assert len(sockets) == 1
+        hub = svc.running.hub
+        sockets: list[Any] = []
+
+        async def in_user_room() -> bool:  # the connect handler runs after CONNECT's answer
+            sockets[:] = await hub.to("user:42").fetch_sockets()
+            return len(sockets) == 1
+
+        with trio.fail_after(5):
+            while not await in_user_room():
+                await trio.sleep(0.02)
         assert {k: sockets[0].data[k] for k in ("userId", "userName", "role")} == {
             "userId": "42",
             "userName": "Ada",
