@@ -46,7 +46,7 @@ run: $(STAMP) $(WEB_DIST)
 	$(PY) -m server --dev $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check server tests examples bench
+	$(VENV)/bin/ruff check server tests examples bench deploy
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -1,0 +1,129 @@
+"""A real nginx (Debian's) in front of two ``python -m server`` processes on one Redis, with
+the configuration of ``deploy/``: polling and upgraded clients spread over both processes by
+the sticky hash, and a REST call on one process reaching the clients of both."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from deploy.nginx import Node, default_nodes, render
+from tests.bridge.cluster import ServerProcess, start_cluster, tokens
+from tests.bridge.proxied import ProxiedClient
+from tests.bridge.redis_server import RedisServer
+from tests.node_harness import free_port, stop_process
+
+ROOT = Path(__file__).resolve().parents[2]
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+
+
+def test_deploy_config_is_the_rendered_one() -> None:
+    """deploy/nginx.conf is what ``python -m deploy.nginx --nodes 2`` writes."""
+    assert (ROOT / "deploy" / "nginx.conf").read_text() == render(default_nodes(2))
+
+
+@pytest.fixture
+def cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[str, list[ServerProcess]]]:
+    listen_port = free_port()
+    origin = f"http://127.0.0.1:{listen_port}"
+    servers = start_cluster(tmp_path, redis_server.url, 2, "--cors-origins", origin)
+    prefix = tmp_path / "nginx"
+    (prefix / "tmp").mkdir(parents=True)
+    os.chmod(prefix / "tmp", 0o777)  # nginx's workers drop root and write temp files here
+    nodes = [Node("127.0.0.1", s.port, s.hub_port) for s in servers]
+    (prefix / "nginx.conf").write_text(render(nodes, f"127.0.0.1:{listen_port}", prefix))
+    assert NGINX is not None
+    proc = subprocess.Popen(
+        [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", listen_port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "nginx did not listen"
+                time.sleep(0.05)
+        yield origin, servers
+    finally:
+        stop_process(proc)
+        for server in servers:
+            server.stop()
+
+
+async def test_clients_on_both_processes_behind_nginx(
+    cluster: tuple[str, list[ServerProcess]],
+) -> None:
+    origin, servers = cluster
+    token = tokens()
+    alice = {"Authorization": f"Bearer {token['alice']}"}
+    async with httpx.AsyncClient(base_url=origin, timeout=10) as api:
+        # the app through the proxy: the demo project and its first task
+        projects = (await api.get("/api/projects", headers=alice)).json()["projects"]
+        project_id = projects[0]["id"]
+        tasks = (await api.get(f"/api/projects/{project_id}/tasks", headers=alice)).json()
+        task_id = tasks["tasks"][0]["id"]
+
+    clients: list[ProxiedClient] = []
+    async with trio.open_nursery() as nursery:
+        try:
+            for i in range(12):
+                client = ProxiedClient(origin, f"127.0.0.{20 + i}")
+                clients.append(client)
+                await client.open()
+                user = "alice" if i % 2 else "bob"
+                await client.connect({"token": token[user]})
+                if i % 3 == 0:
+                    await client.upgrade(nursery)
+                answer = await client.call("joinProject", project_id)
+                assert answer["ok"] is True, answer
+            # the hash spread them over both processes
+            counts = [s.healthz()["hub"]["clients"] for s in servers]
+            assert sum(counts) == len(clients) and min(counts) >= 1, counts
+            # presence is cluster-wide: both users are online wherever one asks
+            last = await clients[-1].call("joinProject", project_id, ack_id=2)
+            names = sorted(m["userId"] for m in last["onlineMembers"])
+            assert names == ["alice", "bob"]
+
+            # a REST call on process 0 reaches the clients of both
+            async with httpx.AsyncClient(base_url=servers[0].app_url, timeout=10) as direct:
+                response = await direct.put(
+                    f"/api/tasks/{task_id}", headers=alice, json={"status": "done"}
+                )
+                assert response.status_code == 200, response.text
+            for client in clients:
+                (update,) = await client.receive_event("taskUpdated")
+                assert update["taskId"] == task_id
+                assert update["changes"] == {"status": "done"}
+            # and one through the proxy, wherever it lands
+            async with httpx.AsyncClient(base_url=origin, timeout=10) as api:
+                response = await api.put(
+                    f"/api/tasks/{task_id}", headers=alice, json={"status": "in_progress"}
+                )
+                assert response.status_code == 200, response.text
+            for client in clients:
+                (update,) = await client.receive_event("taskUpdated")
+                assert update["changes"] == {"status": "in_progress"}
+        finally:
+            for client in clients:
+                with trio.move_on_after(2) as scope:
+                    scope.shield = True
+                    await client.aclose()
+            nursery.cancel_scope.cancel()
