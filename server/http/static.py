@@ -3,16 +3,17 @@
 The page talks to the hub on the hub port, across origins. It learns where the hub is from
 a tag this module adds to ``index.html`` as it serves it::
 
-    <meta name="hub" content='{"port": 4001, "url": null}'>
+    <meta name="hub" content='{"port": 4001, "url": null, "sameOrigin": false}'>
 
-With ``url`` null the page reaches the hub on its own host name and the hub port, so a page
-opened as ``localhost`` or as ``127.0.0.1`` calls the hub by that same name, which the hub's
-CORS allowlist (the app's own origins) accepts. Behind a reverse proxy that serves
-``/socket.io/`` on the page's origin, a hub URL says so.
-
-The hub's port is read at request time from ``app.config["HUB_PORT"]`` (set by
-``python -m server`` once the hub listens, so ``--hub-port 0`` works too; default 4001), and
-``app.config["HUB_URL"]`` overrides it for a proxy.
+- Directly on the app port, the page reaches the hub on its own host name and the hub
+  port, so a page opened as ``localhost`` or as ``127.0.0.1`` calls the hub by that same
+  name, which the hub's CORS allowlist (the app's own origins) accepts. The port is read at
+  request time from ``app.config["HUB_PORT"]``, set by ``python -m server`` once the hub
+  listens (so ``--hub-port 0`` works too); 4001 without it.
+- Through a reverse proxy (the request carries ``X-Forwarded-For`` or ``Forwarded``), the
+  page uses its own origin: the proxy serves ``/socket.io/`` there (``deploy/nginx.conf``).
+- ``app.config["HUB_URL"]``, or else the ``HUB_URL`` environment variable, names the hub
+  outright and wins over both.
 
 Any path that is not a file of the build gets ``index.html`` (the page routes itself), except
 under ``/api/``, which this blueprint does not match at all. Without a build, every page
@@ -23,10 +24,11 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 
 import trio
-from quart import Blueprint, Response, current_app, send_from_directory
+from quart import Blueprint, Response, current_app, request, send_from_directory
 from quart.blueprints import BlueprintSetupState
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import PathConverter
@@ -45,8 +47,10 @@ NOT_BUILT = (
 ASSET_MAX_AGE = 365 * 24 * 3600
 
 
-def hub_tag(hub_port: int, hub_url: str | None = None) -> str:
-    config = json.dumps({"port": hub_port, "url": hub_url}, separators=(",", ":"))
+def hub_tag(hub_port: int, hub_url: str | None = None, same_origin: bool = False) -> str:
+    config = json.dumps(
+        {"port": hub_port, "url": hub_url, "sameOrigin": same_origin}, separators=(",", ":")
+    )
     return f'<meta name="hub" content="{html.escape(config, quote=True)}">'
 
 
@@ -72,7 +76,8 @@ def create_web(dist: Path = DIST) -> Blueprint:
         # is served without a restart
         tag = hub_tag(
             int(current_app.config.get("HUB_PORT") or DEFAULT_HUB_PORT),
-            current_app.config.get("HUB_URL") or None,
+            current_app.config.get("HUB_URL") or os.environ.get("HUB_URL") or None,
+            same_origin="X-Forwarded-For" in request.headers or "Forwarded" in request.headers,
         )
         head_end = page.find("</head>")
         page = page[:head_end] + tag + page[head_end:] if head_end >= 0 else tag + page

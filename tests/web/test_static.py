@@ -42,14 +42,21 @@ async def test_index_names_the_hub_port(dist: Path) -> None:
     page = await response.get_data(as_text=True)
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-cache"
-    assert hub_config(page) == {"port": 4555, "url": None}
+    assert hub_config(page) == {"port": 4555, "url": None, "sameOrigin": False}
     assert page.index('<meta name="hub"') < page.index("</head>")
 
 
 async def test_hub_url_overrides_for_a_proxy(dist: Path) -> None:
     client = make_app(dist, HUB_URL="https://board.example").test_client()
     page = await (await client.get("/")).get_data(as_text=True)
-    assert hub_config(page) == {"port": 4001, "url": "https://board.example"}
+    assert hub_config(page) == {"port": 4001, "url": "https://board.example", "sameOrigin": False}
+
+
+async def test_behind_a_proxy_the_page_uses_its_own_origin(dist: Path) -> None:
+    client = make_app(dist, HUB_PORT=4555).test_client()
+    for header in ({"X-Forwarded-For": "10.0.0.1"}, {"Forwarded": "for=10.0.0.1"}):
+        page = await (await client.get("/", headers=header)).get_data(as_text=True)
+        assert hub_config(page) == {"port": 4555, "url": None, "sameOrigin": True}
 
 
 async def test_files_of_the_build_are_served_and_assets_cached(dist: Path) -> None:
