@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from server.hub.engine import Wire
 from server.hub.protocol import socketio as sio
@@ -27,6 +27,22 @@ class BroadcastOptions:
     volatile: bool = False
     #: Only this process: never relayed to other nodes.
     local: bool = False
+
+
+class RemoteAcks(Protocol):
+    """The other processes' part of a broadcast with acks (see ``acks_from_others``)."""
+
+    #: Answers received so far: the first argument of each client's ack.
+    answers: list[Any]
+
+    @property
+    def missing(self) -> int:
+        """Clients (or nodes) that have not answered yet."""
+        ...
+
+    async def wait(self) -> None:
+        """Return once every node reported and every client answered."""
+        ...
 
 
 @dataclass(slots=True)
@@ -118,6 +134,12 @@ class Adapter:
             if socket.client.session.send(wire, volatile=opts.volatile):
                 reached.append(socket)
         return reached
+
+    def acks_from_others(
+        self, packet: sio.Packet, opts: BroadcastOptions, timeout: float
+    ) -> RemoteAcks | None:
+        """Send a broadcast with acks to the other processes; None when there are none."""
+        return None
 
     # ---- selections acted on (a bridge adds the other processes) -------------------------
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Socket | RemoteSocket]:

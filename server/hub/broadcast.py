@@ -79,11 +79,17 @@ class BroadcastOperator:
         ack_id = nsp.next_ack_id()
         packet = sio.Packet(sio.PacketType.EVENT, nsp.name, [event, *args], ack_id)
         sockets = nsp.adapter.broadcast_with_ack(packet, self._opts)
+        limit = timeout if timeout is not None else nsp.hub.ack_timeout
+        others = None
+        if not self._opts.local:
+            others = nsp.adapter.acks_from_others(packet, self._opts, limit)
         responses: list[Any] = []
-        if not sockets:
+        if not sockets and others is None:
             return responses
         done = trio.Event()
         pending = len(sockets)
+        if not pending:
+            done.set()
 
         def answered(value: Any) -> None:
             nonlocal pending
@@ -100,13 +106,18 @@ class BroadcastOperator:
 
         for socket in sockets:
             socket._expect_ack(ack_id, answered, gone)
-        limit = timeout if timeout is not None else nsp.hub.ack_timeout
         with trio.move_on_after(limit):
             await done.wait()
+            if others is not None:
+                await others.wait()
+        if others is not None:
+            responses.extend(others.answers)
+            if others.missing:
+                pending += others.missing
         if pending:
             for socket in sockets:
                 socket._forget_ack(ack_id)
-            raise AckTimeout(f"{pending} of {len(sockets)} clients did not acknowledge {event!r}")
+            raise AckTimeout(f"{pending} clients did not acknowledge {event!r}")
         return responses
 
     async def fetch_sockets(self) -> list[Socket | RemoteSocket]:

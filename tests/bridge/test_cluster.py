@@ -9,10 +9,11 @@ from __future__ import annotations
 import pytest
 import trio
 
+from server.hub.errors import AckTimeout
 from server.hub.remote import RemoteSocket
 from tests.bridge.nodes import bridged_node, wait_for
 from tests.bridge.redis_server import RedisServer
-from tests.hub.rawclient import raw_client
+from tests.hub.rawclient import RawClient, raw_client
 
 
 async def test_room_broadcast_crosses_nodes_with_except_and_local(
@@ -194,3 +195,37 @@ async def test_remote_socket_actions(redis_server: RedisServer, close: bool) -> 
         else:
             assert (await b.receive()).type.name == "DISCONNECT"
         await wait_for(lambda: not two.hub.main.sockets)
+
+
+async def test_broadcast_with_acks_across_nodes(redis_server: RedisServer) -> None:
+    async with (
+        bridged_node(redis_server.url) as one,
+        bridged_node(redis_server.url) as two,
+        raw_client(one.url) as a,
+        raw_client(two.url) as b,
+        raw_client(two.url) as c,
+    ):
+        for client in (a, b, c):
+            await client.emit("join", "quiz", ack=True)
+            await client.receive()
+
+        async def answer(client: object, value: object) -> None:
+            assert isinstance(client, RawClient)
+            packet = await client.receive()
+            assert packet.data == ["question", 1] and packet.id is not None
+            await client.ack(packet.id, value)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answer, a, "a")
+            nursery.start_soon(answer, b, "b")
+            nursery.start_soon(answer, c, b"c")
+            answers = await one.hub.to("quiz").emit_with_ack("question", 1, timeout=5)
+        assert sorted(answers, key=repr) == sorted(["a", "b", b"c"], key=repr)
+
+        # one client of the other node stays silent: the emit times out, naming how many
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answer, a, "a")
+            nursery.start_soon(answer, b, "b")
+            with pytest.raises(AckTimeout, match="1 clients"):
+                await one.hub.to("quiz").emit_with_ack("question", 1, timeout=1)
+        assert (await c.receive()).data == ["question", 1]

@@ -212,3 +212,26 @@ async def test_redis_emitter_reaches_our_clients(redis_server: RedisServer) -> N
         await trio.to_thread.run_sync(emit_with_emitter, redis_server.url, everyone)
         for client in (a, b, c):
             assert await client.receive_event("all") == [2]
+
+
+async def test_our_broadcast_with_acks_reaches_node_clients(
+    redis_server: RedisServer, node_peer: NodePeer
+) -> None:
+    async with (
+        bridged_node(redis_server.url) as one,
+        raw_client(node_peer.url, auth={"name": "nora"}) as n,
+        raw_client(one.url, auth={"name": "ann"}) as a,
+    ):
+        await joined(n, "quiz")
+        await joined(a, "quiz")
+
+        async def answer(client: RawClient, value: object) -> None:
+            packet = await client.receive()
+            assert packet.data == ["question", "3+3?"] and packet.id is not None
+            await client.ack(packet.id, value)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answer, n, {"from": "node", "bytes": b"\x06"})
+            nursery.start_soon(answer, a, 6)
+            answers = await one.hub.to("quiz").emit_with_ack("question", "3+3?", timeout=5)
+        assert sorted(answers, key=repr) == [6, {"from": "node", "bytes": b"\x06"}]

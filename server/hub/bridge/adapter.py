@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from server.hub.adapter import Adapter, BroadcastOptions
+from server.hub.adapter import Adapter, BroadcastOptions, RemoteAcks
 from server.hub.bridge import wire
 from server.hub.bridge.wire import BroadcastMessage, Channels, Request, RequestType, Selection
 from server.hub.protocol import socketio as sio
@@ -64,6 +64,23 @@ class RedisAdapter(Adapter):
             body = BroadcastMessage(self.bridge.uid, packet, selection_of(opts)).encode()
             self.bridge.publish(self.channels.broadcast_channel(opts.rooms), body)
         return super().broadcast(packet, opts)
+
+    def acks_from_others(
+        self, packet: sio.Packet, opts: BroadcastOptions, timeout: float
+    ) -> RemoteAcks | None:
+        """A BROADCAST request: each node answers with its client count, then each of its
+        clients' acks. None when degraded (this process's clients only)."""
+        if not self.bridge.healthy:
+            return None
+        flags = selection_of(opts).flags | {"timeout": round(timeout * 1000)}
+        request = Request(
+            RequestType.BROADCAST,
+            self.bridge.uid,
+            self.bridge.new_request_id(),
+            Selection(opts.rooms, opts.except_rooms, flags),
+            packet=packet,
+        )
+        return self.bridge.broadcast_with_ack(self, request, timeout)
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Socket | RemoteSocket]:
         found: list[Socket | RemoteSocket] = list(self.matching(opts))

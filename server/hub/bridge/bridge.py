@@ -81,6 +81,45 @@ class _Pending:
             self.done.set()
 
 
+class _AckCollector:
+    """The other nodes' part of a broadcast with acks: complete once every node told how
+    many of its clients got the packet, and that many acks arrived."""
+
+    def __init__(self) -> None:
+        self.nodes: int | None = None
+        self.reports = 0
+        self.clients = 0
+        self.answers: list[Any] = []
+        self.done = trio.Event()
+
+    def expect(self, nodes: int) -> None:
+        self.nodes = nodes
+        self._check()
+
+    def add(self, answer: dict[str, Any]) -> None:
+        kind = answer.get("type")
+        if kind == RequestType.BROADCAST_CLIENT_COUNT:
+            self.reports += 1
+            count = answer.get("clientCount")
+            self.clients += count if isinstance(count, int) else 0
+        elif kind == RequestType.BROADCAST_ACK:
+            self.answers.append(answer.get("packet"))
+        self._check()
+
+    def _check(self) -> None:
+        reported = self.nodes is not None and self.reports >= self.nodes
+        if reported and len(self.answers) >= self.clients:
+            self.done.set()
+
+    @property
+    def missing(self) -> int:
+        nodes = self.nodes or 0
+        return max(0, self.clients - len(self.answers)) + max(0, nodes - self.reports)
+
+    async def wait(self) -> None:
+        await self.done.wait()
+
+
 class Bridge:
     """Links this process's hub to the others through Redis, in the format of
     ``@socket.io/redis-adapter`` v8.
@@ -125,7 +164,7 @@ class Bridge:
         self._send, self._queue = trio.open_memory_channel[tuple[str, bytes]](max_queue)
         self._channels: dict[str, tuple[RedisAdapter, bool]] = {}
         self._patterns: dict[str, RedisAdapter] = {}
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, _Pending | _AckCollector] = {}
         self._handlers: dict[tuple[str, str], ServerSideHandler] = {}
         self._client: coredis.Redis[bytes] | None = None
         self._pubsub: Any = None
@@ -367,6 +406,31 @@ class Bridge:
             return list(pending.answers)
         finally:
             del self._pending[request_id]
+
+    def broadcast_with_ack(
+        self, adapter: RedisAdapter, request: Request, timeout: float
+    ) -> _AckCollector:
+        """Publish a BROADCAST request now; count the nodes that must answer meanwhile."""
+        collector = _AckCollector()
+        request_id = request.request_id or self.new_request_id()
+        request.request_id = request_id
+        self._pending[request_id] = collector
+        self.stats["requests_out"] += 1
+        self.publish(adapter.channels.request, request.encode())
+
+        async def count_then_forget() -> None:
+            try:
+                try:
+                    collector.expect(await self.node_count(adapter) - 1)
+                except _CONNECTION_ERRORS:
+                    collector.expect(0)
+                with trio.move_on_after(timeout):
+                    await collector.done.wait()
+            finally:
+                self._pending.pop(request_id, None)
+
+        self.spawn(count_then_forget)
+        return collector
 
     # ---- server-side events --------------------------------------------------------------
     def on(self, event: str, handler: ServerSideHandler | None = None, *, nsp: str = "/") -> Any:
