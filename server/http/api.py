@@ -177,6 +177,12 @@ def create_api(realtime: Realtime) -> Blueprint:
         await realtime.task_assigned(task, user)
         return jsonify(task.as_json()), 201
 
+    @api.get("/tasks")
+    async def my_tasks() -> Any:
+        """The tasks assigned to the caller, across their projects."""
+        tasks = await store.list_assigned_tasks(who().user_id)
+        return jsonify({"tasks": [task.as_json() for task in tasks]})
+
     @api.get("/tasks/<int:task_id>")
     async def get_task(task_id: int) -> Any:
         task = await store.get_task(task_id)

@@ -141,6 +141,8 @@ class Realtime:
             online = await self.online(project_id)
         members = [{"userId": uid, "userName": name} for uid, name in online.items()]
         members.sort(key=lambda m: (m["userName"], m["userId"]))
+        # also as an event, for clients that do not ask for acks
+        socket.emit("onlineMembers", {"projectId": project_id, "members": members})
         return {"ok": True, "onlineMembers": members}
 
     async def online(self, project_id: int) -> dict[str, str]:

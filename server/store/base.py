@@ -173,6 +173,10 @@ class Store(ABC):
     async def list_tasks(self, project_id: int) -> list[Task]: ...
 
     @abstractmethod
+    async def list_assigned_tasks(self, user_id: str) -> list[Task]:
+        """Tasks assigned to ``user_id``, in projects they are a member of, oldest first."""
+
+    @abstractmethod
     async def update_task(self, task_id: int, changes: dict[str, Any]) -> Task | None:
         """Apply ``changes`` (keys: title, description, status, assignee_id)."""
 

@@ -233,6 +233,20 @@ class SQLiteStore(Store):
 
         return await self._run("list_tasks", run)
 
+    async def list_assigned_tasks(self, user_id: str) -> list[Task]:
+        columns = ", ".join(f"t.{c.strip()}" for c in _TASK_COLUMNS.split(","))
+
+        def run(conn: sqlite3.Connection) -> list[Task]:
+            rows = conn.execute(
+                f"SELECT {columns} FROM tasks t JOIN members m "
+                "ON m.project_id = t.project_id AND m.user_id = t.assignee_id "
+                "WHERE t.assignee_id = ? ORDER BY t.id",
+                (user_id,),
+            )
+            return [_task(row) for row in rows]
+
+        return await self._run("list_assigned_tasks", run)
+
     async def update_task(self, task_id: int, changes: dict[str, Any]) -> Task | None:
         unknown = set(changes) - _TASK_FIELDS
         if unknown:

@@ -37,6 +37,10 @@ async def test_projects_members_tasks_round_trip(svc: Service) -> None:
         assert [t["title"] for t in tasks] == ["Draw the board", "Plain"]
         assert (await ada.get(f"/api/tasks/{task['id']}")).json() == task
 
+        async with svc.http(token("bob", "Bob")) as bob:
+            assigned = (await bob.get("/api/tasks")).json()["tasks"]
+            assert [t["id"] for t in assigned] == [task["id"]]
+        assert (await ada.get("/api/tasks")).json() == {"tasks": []}
         updated = await ada.put(
             f"/api/tasks/{task['id']}", json={"status": "done", "assigneeId": None}
         )

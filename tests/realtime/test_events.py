@@ -61,6 +61,8 @@ async def test_join_answers_online_members_once_per_user(svc: Service) -> None:
                 {"userId": "bob", "userName": "Bob"},
             ],
         }
+        (event,) = await ada2.next("onlineMembers")
+        assert event == {"projectId": project, "members": answer["onlineMembers"]}
         # joining again changes nothing
         assert (await ada2.call("joinProject", project))["onlineMembers"] == answer["onlineMembers"]
     finally:
