@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,16 +34,22 @@ E2E_SCENARIOS = 7
 def run(args: list[str], timeout: float, env: dict[str, str] | None = None) -> str:
     if not BIN.is_dir():
         pytest.fail("web/node_modules is missing: run `make install` (npm ci in web/)")
-    proc = subprocess.run(
+    # its own process group: on a timeout the servers and browsers it started go with it
+    proc = subprocess.Popen(
         args,
         cwd=WEB,
         env={**os.environ, **(env or {})},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=timeout,
-        check=False,
+        start_new_session=True,
     )
-    output = proc.stdout + proc.stderr
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"{' '.join(args)} took over {timeout} s:\n{output[-8000:]}")
     assert proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}:\n{output[-8000:]}"
     return output
 
