@@ -104,10 +104,11 @@ WRITER = textwrap.dedent(
     from server.store import SQLiteStore
 
     async def main(path, name):
-        store = await SQLiteStore.open(path)
+        store = await SQLiteStore.open(path)  # both processes migrate the new file at once
+        project = await store.create_project(name, name)
         async with trio.open_nursery() as nursery:
             for n in range(100):
-                nursery.start_soon(store.add_message, 1, name, name, f"{name}{n}", None)
+                nursery.start_soon(store.add_message, project.id, name, name, f"{name}{n}", None)
         await store.aclose()
 
     trio.run(main, sys.argv[1], sys.argv[2])
@@ -117,8 +118,6 @@ WRITER = textwrap.dedent(
 
 async def test_two_processes_share_one_file(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
-    store = await SQLiteStore.open(path)
-    await store.create_project("Shared", "u")
 
     def both() -> list[subprocess.CompletedProcess[str]]:
         procs = [
@@ -137,11 +136,15 @@ async def test_two_processes_share_one_file(tmp_path: Path) -> None:
             results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out))
         return results
 
+    for result in await trio.to_thread.run_sync(both):
+        assert result.returncode == 0, result.stdout
+    store = await SQLiteStore.open(path)
     try:
-        for result in await trio.to_thread.run_sync(both):
-            assert result.returncode == 0, result.stdout
-        messages = await store.list_messages(1, limit=200)
-        assert len(messages) == 200
-        assert {m.message for m in messages} == {f"{w}{n}" for w in "ab" for n in range(100)}
+        projects = await store.list_projects()
+        assert sorted(p.name for p in projects) == ["a", "b"]
+        for project in projects:
+            messages = await store.list_messages(project.id, limit=200)
+            expected = {f"{project.name}{n}" for n in range(100)}
+            assert {m.message for m in messages} == expected
     finally:
         await store.aclose()
