@@ -15,6 +15,7 @@ import jwt
 import pytest
 import socketio
 
+from server.settings import parse
 from tests.node_harness import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,3 +119,17 @@ def test_bad_settings_fail_with_a_message() -> None:
     )
     assert result.returncode == 2
     assert "--port" in result.stderr
+
+
+def test_settings_of_the_real_time_service() -> None:
+    settings = parse(["--dev"], env={})
+    assert settings.dev and len(settings.jwt_secret) >= 32  # a random one, for this run
+    assert parse(["--dev"], env={}).jwt_secret != settings.jwt_secret
+    assert settings.database_url == "sqlite:///./data/app.db"
+    assert "jwt_secret" not in repr(settings)  # logs never show it
+    env = {"JWT_SECRET": "s" * 32, "DATABASE_URL": "sqlite:////tmp/x.db", "DB_THREADS": "2"}
+    settings = parse([], env=env)
+    assert (settings.jwt_secret, settings.dev) == ("s" * 32, False)
+    assert (settings.database_url, settings.db_threads) == ("sqlite:////tmp/x.db", 2)
+    with pytest.raises(SystemExit):
+        parse([], env={"JWT_SECRET": "s" * 32, "DATABASE_URL": "postgresql://db/app"})
