@@ -14,7 +14,7 @@ ARGS ?=
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_NODE_STAMP := bench/node/node_modules/.installed
 
-.PHONY: install run test lint typecheck pytest bench clean
+.PHONY: install run cluster test lint typecheck pytest bench clean
 
 install: $(STAMP) $(NODE_STAMP) $(NODE_REDIS_STAMP) $(WEB_DIST)
 
@@ -44,6 +44,10 @@ $(WEB_DIST): $(WEB_STAMP) web/index.html web/vite.config.ts web/tsconfig.json $(
 
 run: $(STAMP) $(WEB_DIST)
 	$(PY) -m server --dev $(ARGS)
+
+# several processes on one Redis behind nginx: README, "Several processes on Redis"
+cluster: $(STAMP) $(WEB_DIST)
+	$(PY) -m deploy.cluster $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check server tests examples bench deploy
