@@ -1,0 +1,54 @@
+"""When the database fails under a handler: the client gets an answer, the failure is logged
+and counted, and the connection lives on. The fault is real: a table dropped behind the
+server's back, through another SQLite connection."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import pytest
+
+from tests.realtime.harness import Service, make_project, token
+
+
+def drop(svc: Service, table: str) -> None:
+    path = svc.settings.database_url.removeprefix("sqlite:///")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute(f"DROP TABLE {table}")
+    conn.close()
+
+
+async def test_a_store_failure_answers_internal_error(
+    svc: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    project = await make_project(svc, "Fragile", {"ada": "Ada", "bob": "Bob"})
+    ada, bob = svc.tab(token("ada", "Ada")), svc.tab(token("bob", "Bob"))
+    await ada.connect()
+    await bob.connect()
+    try:
+        await ada.call("joinProject", project)
+        await bob.call("joinProject", project)
+        drop(svc, "messages")
+        answer = await ada.call("chatMessage", {"projectId": project, "message": "lost?"})
+        assert answer == {"ok": False, "error": "Internal error"}
+        assert "chat_message failed" in caplog.text
+        # the connection lives on, and what needs no table still works
+        await ada.call("typing", {"projectId": project, "isTyping": True})
+        (typing,) = await bob.next("userTyping")
+        assert typing["userId"] == "ada"
+        assert bob.got("newMessage") == []  # nothing was announced that was not stored
+
+        drop(svc, "tasks")
+        async with svc.http(token("ada")) as http:
+            response = await http.get(f"/api/projects/{project}/tasks")
+            assert response.status_code == 500
+            assert response.json() == {"error": "Internal error"}
+            metrics = (await http.get("/metrics")).text
+        assert re.search(r"^hub_handler_errors_total 1$", metrics, re.MULTILINE)
+        route = 'route="/api/projects/<int:project_id>/tasks",status="500"} 1'
+        assert route in metrics
+    finally:
+        await ada.disconnect()
+        await bob.disconnect()
