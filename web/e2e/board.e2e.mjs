@@ -109,6 +109,15 @@ describe("the board page, two users", { timeout: 180_000 }, () => {
     assert.equal((await seen.locator($("task-assignee")).innerText()).trim(), "Bob");
   });
 
+  it("a task added by one appears in the other's To do column", async () => {
+    await pages.bob.fill($("new-task"), "Added by Bob");
+    await pages.bob.press($("new-task"), "Enter");
+    const seen = cardTitled(pages.alice, "Added by Bob");
+    await seen.waitFor({ timeout: WAIT_MS });
+    assert.equal(await seen.evaluate((el) => el.closest("[data-status]").dataset.status), "todo");
+    assert.equal(await cardTitled(pages.bob, "Added by Bob").count(), 1);
+  });
+
   it("the assignee's notification appears on the bell, and can be marked read", async () => {
     const bob = pages.bob;
     await bob.waitForSelector($("bell-count"), { timeout: WAIT_MS });

@@ -60,6 +60,10 @@ export class Api {
     );
   }
 
+  createTask(projectId: Id, task: Partial<Task> & { title: string }): Promise<Task> {
+    return this.request<Task>("POST", `/api/projects/${enc(projectId)}/tasks`, task);
+  }
+
   updateTask(taskId: Id, changes: Partial<Task>): Promise<Task> {
     return this.request<Task>("PUT", `/api/tasks/${enc(taskId)}`, changes);
   }

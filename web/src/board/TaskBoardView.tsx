@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState, type MouseEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent, type MouseEvent } from "react";
 import { useCursors, useRealtime, useTaskBoard } from "../realtime";
 import { sameId, type Id, type Task, type User } from "../types";
 import { TaskEditor } from "./TaskEditor";
@@ -11,7 +11,7 @@ export const COLUMNS: { status: string; title: string }[] = [
 
 export function TaskBoardView({ projectId }: { projectId: Id }) {
   const { api } = useRealtime();
-  const { tasks, loading, error, lastUpdate, updateTask } = useTaskBoard(projectId);
+  const { tasks, loading, error, lastUpdate, updateTask, createTask } = useTaskBoard(projectId);
   const { cursors, move } = useCursors(projectId);
   const [members, setMembers] = useState<User[]>([]);
   const [editing, setEditing] = useState<Id | null>(null);
@@ -58,6 +58,7 @@ export function TaskBoardView({ projectId }: { projectId: Id }) {
             <h2>
               {column.title} <span className="count">{tasks.filter((t) => (t.status ?? "") === column.status).length}</span>
             </h2>
+            {column.status === "todo" && <NewTask onCreate={(title) => createTask({ title, status: "todo" })} />}
             {tasks
               .filter((t) => (t.status ?? "") === column.status)
               .map((task) =>
@@ -99,6 +100,28 @@ export function TaskBoardView({ projectId }: { projectId: Id }) {
         ))}
       </div>
     </section>
+  );
+}
+
+function NewTask({ onCreate }: { onCreate: (title: string) => Promise<unknown> }) {
+  const [title, setTitle] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: FormEvent): Promise<void> => {
+    e.preventDefault();
+    if (!title.trim()) return;
+    setError(null);
+    try {
+      await onCreate(title.trim());
+      setTitle("");
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <form className="new-task" onSubmit={(e) => void submit(e)}>
+      <input value={title} onChange={(e) => setTitle(e.target.value)} placeholder="Add a task…" aria-label="New task" data-testid="new-task" />
+      {error && <p className="error">{error}</p>}
+    </form>
   );
 }
 

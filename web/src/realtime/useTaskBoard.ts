@@ -15,6 +15,7 @@ export interface TaskBoard {
   /** The latest live change, for highlighting it. */
   lastUpdate: TaskUpdated | null;
   updateTask: (taskId: Id, changes: Partial<Task>) => Promise<Task>;
+  createTask: (task: Partial<Task> & { title: string }) => Promise<Task>;
 }
 
 export function useTaskBoard(projectId: Id | null): TaskBoard {
@@ -75,7 +76,18 @@ export function useTaskBoard(projectId: Id | null): TaskBoard {
     [api],
   );
 
-  return { tasks, loading, error, lastUpdate, updateTask };
+  const createTask = useCallback(
+    async (task: Partial<Task> & { title: string }): Promise<Task> => {
+      if (projectId === null) throw new Error("No project");
+      const created = await api.createTask(projectId, task);
+      // `taskCreated` brings it too; whichever comes first adds it, once
+      setTasks((list) => (list.some((t) => sameId(t.id, created.id)) ? list : [...list, created]));
+      return created;
+    },
+    [api, projectId],
+  );
+
+  return { tasks, loading, error, lastUpdate, updateTask, createTask };
 }
 
 export function applyChanges(list: Task[], taskId: Id, changes: Partial<Task>): Task[] {
