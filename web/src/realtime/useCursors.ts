@@ -32,7 +32,8 @@ export function useCursors(projectId: Id | null): {
         if (sameId(e.userId, user.userId)) return;
         setCursors((map) => new Map(map).set(String(e.userId), { ...e, seen: Date.now() }));
       },
-      userLeft: (e: User) => {
+      userLeft: (e: User & { projectId?: Id }) => {
+        if (e.projectId !== undefined && !sameId(e.projectId, projectId)) return;
         setCursors((map) => {
           if (!map.has(String(e.userId))) return map;
           const next = new Map(map);
