@@ -14,7 +14,7 @@ ARGS ?=
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_NODE_STAMP := bench/node/node_modules/.installed
 
-.PHONY: install run cluster test lint typecheck pytest bench clean
+.PHONY: install run cluster test lint typecheck pytest bench bench-cluster clean
 
 install: $(STAMP) $(NODE_STAMP) $(NODE_REDIS_STAMP) $(WEB_DIST)
 
@@ -72,6 +72,10 @@ $(BENCH_NODE_STAMP): bench/node/package.json bench/node/package-lock.json
 # and a plot under bench/results/. BENCH_ARGS picks scenarios (see bench/README.md).
 bench: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# bench/cluster.py: the fan-out on two processes with Redis, ours against Node's redis-adapter
+bench-cluster: $(BENCH_STAMP) $(NODE_REDIS_STAMP)
+	$(PY) -m bench.cluster $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) tests/node/node_modules tests/node_redis/node_modules bench/node/node_modules web/node_modules web/dist
