@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import random
 import secrets
 import string
@@ -232,11 +233,13 @@ class Bridge:
                         await client.ping()
                         await self._connected_session(client, report_started)
                 except* _CONNECTION_ERRORS as group:
-                    first = group.exceptions[0]
-                    if self.healthy:
-                        log.warning("Redis connection lost (%s): degraded", first)
+                    first = _leaf(group)
+                    if trio.current_effective_deadline() == -math.inf:
+                        pass  # shutting down: the connection was closed under us
+                    elif self.healthy:
+                        log.warning("Redis connection lost (%r): degraded", first)
                     else:
-                        log.info("Redis not reachable (%s); retrying in %.2f s", first, delay)
+                        log.info("Redis not reachable (%r); retrying in %.2f s", first, delay)
                 except* Exception:
                     # a bug of ours or of the client must not take the process down: this
                     # node goes on alone and tries again
@@ -503,6 +506,13 @@ async def _answer_later(result: Awaitable[Any], reply: Callable[[Any], None] | N
     value = await result
     if reply is not None:
         reply(value)
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The first error inside (nested) exception groups, for a readable log line."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 def _text(value: Any) -> str:
