@@ -143,6 +143,11 @@ def rows_for(scenario: str, results: dict[str, Any]) -> list[Row]:
             ("latency max (ms)", _get("latency_ms", "max"), "lower"),
             ("lost", _get("lost"), "lower"),
             ("server CPU µs/delivery", _get("cpu", "server_us_per_delivery"), "lower"),
+            (
+                "deliveries/s one server core would sustain",
+                _get("cpu", "server_cpu_bound_deliveries_per_s"),
+                "higher",
+            ),
             ("server CPU, % of a core", _get("cpu", "server_pct_of_core"), ""),
             ("clients CPU, % of a core", _get("cpu", "clients_pct_of_core"), ""),
         ]
@@ -151,7 +156,8 @@ def rows_for(scenario: str, results: dict[str, Any]) -> list[Row]:
             ("most deliveries/s, p99 ≤ limit", _get("best_deliveries_per_s"), "higher"),
             ("at sender rate (msg/s)", _get("best_rate"), ""),
             ("p99 there (ms)", _get("best_p99_ms"), ""),
-            ("server CPU µs/delivery there", _get("best_server_us_per_delivery"), "lower"),
+            ("server CPU µs/delivery, median step", _get("server_us_per_delivery_median"), "lower"),
+            ("deliveries/s one core would sustain", _get("cpu_bound_deliveries_per_s"), "higher"),
             ("stopped by", _get("stop_reason"), ""),
         ]
     if scenario == "storm":
@@ -279,6 +285,7 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     scenarios = doc["scenarios"]
+    colors = {"trio": "tab:blue", "node": "tab:orange", "pysio": "tab:green"}
     panels = [s for s in ("fanout", "saturation", "slow") if s in scenarios]
     if not panels:
         return False
@@ -293,18 +300,27 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
                 cdf = result.get("cdf_ms", [])
                 if cdf:
                     ys = [i / (len(cdf) - 1) for i in range(len(cdf))]
-                    ax.plot([max(x, 0.01) for x in cdf], ys, label=label)
+                    xs = [max(x, 0.01) for x in cdf]
+                    ax.plot(xs, ys, color=colors[server], label=label)
             elif scenario == "saturation":
                 steps = result.get("steps", [])
                 ax.plot(
-                    [s["deliveries_per_s"] for s in steps],
+                    [s["rate"] * s["receivers"] for s in steps],
                     [max(s["latency_ms"]["p99"], 0.01) for s in steps],
                     marker="o",
+                    color=colors[server],
                     label=label,
                 )
             else:
-                samples = result["runs"]["stalled"]["rss_samples"]
-                ax.plot([s["t"] for s in samples], [s["rss_mb"] for s in samples], label=label)
+                for run, style in (("stalled", "-"), ("baseline", ":")):
+                    samples = result["runs"][run]["rss_samples"]
+                    ax.plot(
+                        [s["t"] for s in samples],
+                        [s["rss_mb"] for s in samples],
+                        style,
+                        color=colors[server],
+                        label=f"{label}, {run}",
+                    )
         if scenario == "fanout":
             ax.set_xscale("log")
             ax.set_xlabel("latency (ms)")
@@ -313,7 +329,7 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
         elif scenario == "saturation":
             ax.set_yscale("log")
             ax.axhline(doc["config"]["p99_limit_ms"], color="grey", linestyle=":")
-            ax.set_xlabel("deliveries/s")
+            ax.set_xlabel("offered deliveries/s (rate x room size)")
             ax.set_ylabel("p99 latency (ms)")
             ax.set_title(
                 f"saturation: p99 per rate step\n{describe(scenario, results)}", fontsize=9
@@ -321,7 +337,11 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
         else:
             ax.set_xlabel("seconds since the sender started")
             ax.set_ylabel("server RSS (MB)")
-            ax.set_title(f"slow consumers: server RSS\n{describe(scenario, results)}", fontsize=9)
+            ax.set_title(
+                f"slow consumers: server RSS (dotted: no stalled clients)\n"
+                f"{describe(scenario, results)}",
+                fontsize=9,
+            )
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(

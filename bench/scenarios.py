@@ -213,6 +213,10 @@ def measure(
             "clients_pct_of_core": round(100 * cpu_clients / wall, 1),
             "server_us_per_delivery": round(1e6 * cpu_server / received, 2) if received else None,
             "clients_us_per_delivery": round(1e6 * cpu_clients / received, 2) if received else None,
+            # what one core would sustain at this cost: the ceiling without other load
+            "server_cpu_bound_deliveries_per_s": round(received / cpu_server)
+            if received and cpu_server
+            else None,
         },
         "server_rss_mb": round(server.rss() / 2**20, 1),
     }
@@ -308,6 +312,16 @@ def saturation(names: list[str], cfg: Config) -> dict[str, dict[str, Any]]:
                     )
             if not setups:
                 break
+        for result in results.values():
+            costs = sorted(
+                step["cpu"]["server_us_per_delivery"]
+                for step in result.get("steps", [])
+                if step["cpu"]["server_us_per_delivery"]
+            )
+            if costs:
+                median = costs[len(costs) // 2]
+                result["server_us_per_delivery_median"] = median
+                result["cpu_bound_deliveries_per_s"] = round(1e6 / median)
     finally:
         for stack in stacks.values():
             stack.close()
