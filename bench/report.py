@@ -263,7 +263,8 @@ def table(doc: dict[str, Any]) -> str:
             for other in ratios:
                 ours, theirs = _num(values["trio"]), _num(values[other])
                 if better and ours is not None and theirs:
-                    cells.append(f"{ours / theirs:.2f}")
+                    ratio = ours / theirs
+                    cells.append(f"{ratio:.2f}" if ratio >= 0.1 or ratio == 0 else f"{ratio:.2g}")
                 else:
                     cells.append("")
             lines.append("| " + " | ".join(cells) + " |")
