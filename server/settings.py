@@ -48,7 +48,7 @@ class Settings:
     redis_url: str = ""
     #: Connection state recovery: a client whose connection drops gets its rooms, ``data`` and
     #: missed events back if it returns within ``recovery_window`` seconds.
-    recovery: bool = False
+    recovery: bool = True
     recovery_window: float = 120.0
 
     @property
@@ -137,10 +137,11 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
     )
     parser.add_argument(
         "--recovery",
-        action="store_true",
-        default=env.get("RECOVERY", "") in ("1", "true", "yes"),
-        help="connection state recovery for clients that support it (RECOVERY=1); "
-        "other clients then see each stored event's offset as a last argument",
+        action=argparse.BooleanOptionalAction,
+        default=env.get("RECOVERY", "1").lower() not in ("0", "false", "no", "off"),
+        help="connection state recovery for clients that support it (on; RECOVERY=0 or "
+        "--no-recovery turns it off); other clients see each stored event's offset as a "
+        "last argument",
     )
     parser.add_argument(
         "--recovery-window",
