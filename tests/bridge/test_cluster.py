@@ -229,3 +229,36 @@ async def test_broadcast_with_acks_across_nodes(redis_server: RedisServer) -> No
             with pytest.raises(AckTimeout, match="1 clients"):
                 await one.hub.to("quiz").emit_with_ack("question", 1, timeout=1)
         assert (await c.receive()).data == ["question", 1]
+
+
+async def test_publishes_are_batched_from_a_bounded_queue_on_the_rooms_channel(
+    redis_server: RedisServer,
+) -> None:
+    from coredis import Redis
+
+    async with (
+        bridged_node(redis_server.url, max_queue=100) as one,
+        Redis.from_url(redis_server.url) as watcher,
+        watcher.pubsub(patterns=["socket.io#/#*"], ignore_subscribe_messages=True) as seen,
+    ):
+        # a burst with no checkpoint: the queue keeps 100 (and the waiting publisher takes one
+        # more), the rest is dropped and counted
+        for i in range(150):
+            one.hub.to("r1").emit("m", i)
+        one.hub.to("r1", "r2").emit("m", "two rooms")  # dropped too: the queue is full
+        channels: list[bytes] = []
+        with trio.fail_after(5):
+            while len(channels) < 101:
+                message = await seen.get_message()
+                if message is not None:
+                    channels.append(message["channel"])
+        assert channels == [b"socket.io#/#r1#"] * 101
+        assert one.bridge.stats["publish_dropped"] == 50
+        assert one.bridge.stats["published"] == 101
+        assert one.bridge.stats["publish_batches"] <= 2  # one pipeline, or two
+        one.hub.to("r1", "r2").emit("m", "two rooms")
+        with trio.fail_after(5):
+            message = None
+            while message is None:
+                message = await seen.get_message()
+        assert message["channel"] == b"socket.io#/#"
