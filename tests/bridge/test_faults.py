@@ -84,6 +84,32 @@ async def test_redis_killed_and_restarted_under_traffic(redis_server: RedisServe
         assert sorted(s.id for s in both) == sorted([a.sids["/"], b.sids["/"]])
 
 
+async def test_a_frozen_redis_is_noticed_and_healed(redis_server: RedisServer) -> None:
+    """SIGSTOP: connections stay open but nothing answers. The watchdog's PING times out."""
+    quick = {"backoff": (0.05, 0.5), "health_interval": 0.2, "health_timeout": 0.5}
+    async with (
+        bridged_node(redis_server.url, **quick) as one,
+        bridged_node(redis_server.url, **quick) as two,
+        raw_client(one.url) as a,
+        raw_client(two.url) as b,
+    ):
+        for client in (a, b):
+            await client.emit("join", "room", ack=True)
+            await client.receive()
+        assert redis_server.proc is not None
+        redis_server.proc.send_signal(signal.SIGSTOP)
+        try:
+            await wait_for(lambda: not one.bridge.healthy and not two.bridge.healthy, 10)
+            one.hub.to("room").emit("local", 1)
+            assert await a.receive_event("local") == [1]
+        finally:
+            redis_server.proc.send_signal(signal.SIGCONT)
+        await wait_for(lambda: one.bridge.healthy and two.bridge.healthy, timeout=10)
+        one.hub.to("room").emit("again", 2)
+        assert await b.receive_event("again") == [2]
+        assert await a.receive_event("again") == [2]
+
+
 async def test_a_node_that_starts_without_redis_joins_when_it_comes(
     redis_server: RedisServer,
 ) -> None:

@@ -57,6 +57,7 @@ _CONNECTION_ERRORS = (
     coredis.exceptions.RedisError,
     OSError,
     TimeoutError,
+    trio.TooSlowError,
     anyio.ClosedResourceError,
     anyio.BrokenResourceError,
 )
@@ -146,6 +147,8 @@ class Bridge:
         max_queue: int = 10_000,
         max_batch: int = 512,
         backoff: tuple[float, float] = (0.05, 5.0),
+        health_interval: float = 5.0,
+        health_timeout: float = 3.0,
         uid: str | None = None,
     ) -> None:
         self.url = url
@@ -153,6 +156,11 @@ class Bridge:
         self.request_timeout = request_timeout
         self.max_batch = max_batch
         self.backoff = backoff
+        #: A Redis that stops answering (frozen, or a network cut without a reset) is noticed
+        #: by a PING every ``health_interval`` s that must answer within ``health_timeout``
+        #: s, and by publishes held up that long: either ends the connection (degraded).
+        self.health_interval = health_interval
+        self.health_timeout = health_timeout
         #: This node's id in the cluster (6 characters, as Node's adapter makes them).
         self.uid = uid or _uid(6)
         #: Whether Redis is reachable now; False means degraded (local delivery only).
@@ -226,12 +234,17 @@ class Bridge:
         async with trio.open_nursery() as tasks:
             self._tasks = tasks
             while True:
+                # connecting and subscribing must be done within health_timeout
+                connecting = trio.CancelScope(deadline=trio.current_time() + self.health_timeout)
                 try:
-                    async with coredis.Redis.from_url(
-                        self.url, decode_responses=False, connect_timeout=2.0
-                    ) as client:
-                        await client.ping()
-                        await self._connected_session(client, report_started)
+                    with connecting:
+                        async with coredis.Redis.from_url(
+                            self.url, decode_responses=False, connect_timeout=self.health_timeout
+                        ) as client:
+                            await client.ping()
+                            await self._connected_session(client, report_started, connecting)
+                    if connecting.cancelled_caught:
+                        log.info("Redis did not answer within %.1f s", self.health_timeout)
                 except* _CONNECTION_ERRORS as group:
                     first = _leaf(group)
                     if trio.current_effective_deadline() == -math.inf:
@@ -254,7 +267,10 @@ class Bridge:
                 delay = min(delay * 2, self.backoff[1])
 
     async def _connected_session(
-        self, client: coredis.Redis[bytes], report_started: Callable[[], None]
+        self,
+        client: coredis.Redis[bytes],
+        report_started: Callable[[], None],
+        connecting: trio.CancelScope,
     ) -> None:
         async with (
             client.pubsub(ignore_subscribe_messages=True, retry_policy=None) as pubsub,
@@ -262,6 +278,7 @@ class Bridge:
         ):
             for adapter in list(self.adapters.values()):
                 await self._subscribe(pubsub, adapter)
+            connecting.deadline = math.inf
             self._client, self._pubsub, self._connection = client, pubsub, nursery
             self.healthy = True
             self._connected.set()
@@ -269,6 +286,7 @@ class Bridge:
             log.info("bridge %s connected to Redis; %d namespaces", self.uid, len(self.adapters))
             nursery.start_soon(self._publisher, client)
             nursery.start_soon(self._reader, pubsub)
+            nursery.start_soon(self._watchdog, client)
             report_started()
 
     def _went_down(self) -> None:
@@ -303,6 +321,12 @@ class Bridge:
         except trio.WouldBlock:
             self.stats["publish_dropped"] += 1
 
+    async def _watchdog(self, client: coredis.Redis[bytes]) -> None:
+        while True:
+            await trio.sleep(self.health_interval)
+            with trio.fail_after(self.health_timeout):
+                await client.ping()
+
     async def _publisher(self, client: coredis.Redis[bytes]) -> None:
         queue = self._queue
         while True:
@@ -312,12 +336,13 @@ class Bridge:
                     batch.append(queue.receive_nowait())
                 except trio.WouldBlock:
                     break
-            if len(batch) == 1:
-                await client.publish(*batch[0])
-            else:
-                async with client.pipeline(transaction=False) as pipe:
-                    for channel, body in batch:
-                        pipe.publish(channel, body)
+            with trio.fail_after(self.health_timeout):
+                if len(batch) == 1:
+                    await client.publish(*batch[0])
+                else:
+                    async with client.pipeline(transaction=False) as pipe:
+                        for channel, body in batch:
+                            pipe.publish(channel, body)
             self.stats["published"] += len(batch)
             self.stats["publish_batches"] += 1
 
