@@ -48,6 +48,7 @@ def print_dev_banner(
     lines = [
         "",
         "--dev: development mode (demo tokens below; never use --dev in production)",
+        f"  open {app_url}/ in a browser for the board (sign in as a demo user)",
         f"  app (REST): {app_url}    hub (Socket.IO): {hub_url}",
         f"  demo project id: {project_id}",
     ]
