@@ -146,7 +146,9 @@ class Worker:
     def poll_timeout(self) -> float:
         if self.send_plan is not None:
             plan = self.send_plan
-            due = (plan["start"] + plan["index"] * plan["interval"] - time.monotonic_ns()) / 1e9
+            due: float = (
+                plan["start"] + plan["index"] * plan["interval"] - time.monotonic_ns()
+            ) / 1e9
             return max(0.0, min(due, 0.05))
         return 0.05
 
@@ -267,7 +269,7 @@ class Worker:
         plan = self.send_plan
 
         def done() -> bool:
-            return plan["index"] >= plan["count"]
+            return bool(plan["index"] >= plan["count"])
 
         def reply() -> dict[str, Any]:
             self.send_plan = None
