@@ -6,11 +6,13 @@ import json
 import socket as stdsocket
 from typing import Any
 
+import pytest
 import trio
 import trio.lowlevel
 from trio_websocket import open_websocket_url
 
 from server.hub import Hub, Socket
+from server.hub.engine import websocket
 from server.hub.engine.websocket import WebSocketTransport
 from tests.hub.conftest import serving
 from tests.hub.rawclient import raw_client
@@ -128,3 +130,48 @@ async def test_a_stalled_client_is_closed_and_the_others_receive_everything() ->
                 assert sockets["ok"].connected
         finally:
             stalled.close()
+
+
+async def test_a_stalled_client_is_cut_off_after_its_ping_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that stops reading gets no pongs through: the ping timeout closes its session,
+    and the CLOSE stuck behind unread data must not keep the TCP connection open for ever."""
+    monkeypatch.setattr(websocket, "CLOSE_FLUSH_TIMEOUT", 0.5)
+    hub = Hub(ping_interval=0.3, ping_timeout=0.3, max_queue=100_000)
+    sockets: list[Socket] = []
+    hub.on("connect", sockets.append)
+    async with serving(hub) as url:
+        host, port = url.removeprefix("http://").split(":")
+        stalled = stdsocket.create_connection((host, int(port)))
+        stalled.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4096)
+        stalled.sendall(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        payload = b"40"
+        mask = b"\x01\x02\x03\x04"
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        stalled.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        with trio.fail_after(5):
+            while not sockets:
+                await trio.sleep(0.01)
+        blob = "z" * 65_000
+        for n in range(200):  # 13 MB: more than the kernel buffers between us hold
+            sockets[0].emit("blob", n, blob)
+        transport = transport_of(hub, sockets[0])
+        with trio.fail_after(10):
+            while sockets[0].connected:
+                await trio.sleep(0.05)
+        assert sockets[0].client.session.close_reason == "ping timeout"
+        # the server has cut the connection: what is left in the pipe ends with EOF (or RST)
+        peer = trio.socket.from_stdlib_socket(stalled)
+        with trio.fail_after(10):
+            try:
+                while await peer.recv(1 << 20):
+                    pass
+            except ConnectionResetError:
+                pass
+        assert transport.writer_writes > 0
+        peer.close()

@@ -12,6 +12,8 @@ frames: pongs, the probe answer, the close) and writes it in one ``send_all``.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from collections.abc import Awaitable, Callable
 
@@ -24,11 +26,17 @@ from server.hub.engine.config import EngineConfig
 from server.hub.engine.session import Session, State
 from server.hub.engine.wire import OP_TEXT, Wire, ws_frame
 
+log = logging.getLogger("hub.engine")
+
 CLOSE_NORMAL = 1000
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_TOO_BIG = 1009
 #: How long a closing server waits for the client's close frame before dropping the TCP.
 CLOSE_GRACE = 1.0
+#: Once the session is closing, what is left to write (queued packets, the close frame) must
+#: be written within this many seconds; a peer that does not read it in time (a stalled client
+#: after a ping timeout or a slow-consumer close) has its connection cut.
+CLOSE_FLUSH_TIMEOUT = 5.0
 
 
 class PayloadTooLarge(Exception):
@@ -54,13 +62,26 @@ class WebSocketTransport:
         #: The unwritten end of a partial direct write: it goes out before anything else.
         self._partial: bytes | None = None
         self._writing = False
+        #: The writer's current ``send_all``, so that closing can put a deadline on it.
+        self._send_scope: trio.CancelScope | None = None
+        self._flush_deadline = math.inf
         #: Packets that went out by the fast path / through the writer task.
         self.direct_writes = 0
         self.writer_writes = 0
 
     # called by the session when it has packets queued or is closing
     def notify(self) -> None:
+        session = self.session
+        if session is not None and session.state is not State.OPEN:
+            self._closing()
         self._wakeup.set()
+
+    def _closing(self) -> None:
+        """From now on, writing has a deadline (:data:`CLOSE_FLUSH_TIMEOUT`)."""
+        if self._flush_deadline == math.inf:
+            self._flush_deadline = trio.current_time() + CLOSE_FLUSH_TIMEOUT
+            if self._send_scope is not None:
+                self._send_scope.deadline = self._flush_deadline
 
     def try_write(self, wire: Wire) -> bool:
         """Write ``wire`` at once if the connection is idle; False if it must be queued.
@@ -102,6 +123,7 @@ class WebSocketTransport:
             except LocalProtocolError:
                 self._close_frame = b""
         self._finished = True
+        self._closing()
         self._wakeup.set()
 
     def finish(self) -> None:
@@ -131,9 +153,15 @@ class WebSocketTransport:
                 if chunks:
                     self._writing = True
                     try:
-                        await self.stream.send_all(b"".join(chunks))
+                        with trio.CancelScope(deadline=self._flush_deadline) as scope:
+                            self._send_scope = scope
+                            await self.stream.send_all(b"".join(chunks))
                     finally:
+                        self._send_scope = None
                         self._writing = False
+                    if scope.cancelled_caught:
+                        log.info("connection cut: the peer did not read its last packets")
+                        break
                 if self._finished:
                     break
         except (trio.BrokenResourceError, trio.ClosedResourceError):
