@@ -40,8 +40,7 @@ class Client:
         #: Set by the first successful CONNECT: from then on the connect timeout no longer
         #: applies, even once the client has left every namespace (as in Node).
         self._joined = False
-        assert session.nursery is not None
-        session.nursery.start_soon(self._connect_timeout)
+        hub.connect_deadlines.add(self)
 
     @property
     def handlers_in_flight(self) -> int:
@@ -50,9 +49,8 @@ class Client:
     def send_packet(self, packet: sio.Packet, *, volatile: bool = False) -> bool:
         return self.session.send(Wire.messages(sio.encode(packet)), volatile=volatile)
 
-    async def _connect_timeout(self) -> None:
-        await trio.sleep(self.hub.connect_timeout)
-        if not self._joined:
+    def connect_deadline_passed(self) -> None:
+        if not self._joined and self.session.is_open:
             log.info("session %s joined no namespace in time: closing", self.session.sid)
             self.session.close("connect timeout")
 

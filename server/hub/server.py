@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
+import weakref
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,52 @@ from server.hub.socket import Socket
 
 if TYPE_CHECKING:
     from server.hub.remote import RemoteSocket
+
+
+class ConnectDeadlines:
+    """One timer for every connection's connect timeout (no CONNECT in time: close).
+
+    Every connection has the same timeout, so deadlines come due in the order connections
+    arrived: a queue replaces a sleeping task per connection, which an idle connection would
+    otherwise carry for its first ``timeout`` seconds.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        #: Weak references: a connection that went away is not kept until its deadline.
+        self._due: deque[tuple[float, weakref.ref[Client]]] = deque()
+        self._wakeup = trio.Event()
+        self._running = False
+
+    def add(self, client: Client) -> None:
+        self._due.append((trio.current_time() + self.timeout, weakref.ref(client)))
+        if len(self._due) == 1:
+            self._wakeup.set()
+
+    async def run(self) -> None:
+        if self._running:  # the hub serves on several listeners: one timer is enough
+            await trio.sleep_forever()
+        self._running = True
+        try:
+            await self._run()
+        finally:
+            self._running = False
+
+    async def _run(self) -> None:
+        due = self._due
+        while True:
+            if not due:
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                continue
+            deadline, client = due[0]
+            if trio.current_time() < deadline:
+                await trio.sleep_until(deadline)
+                continue
+            due.popleft()
+            alive = client()
+            if alive is not None:
+                alive.connect_deadline_passed()
 
 
 class Hub:
@@ -87,6 +134,7 @@ class Hub:
         self.recovery_buffer = recovery_buffer
         self.recovery_skips_middlewares = recovery_skips_middlewares
         self.engine = EngineServer(self.config, self._new_client)
+        self.connect_deadlines = ConnectDeadlines(connect_timeout)
         self.namespaces: dict[str, Namespace] = {}
         #: Counters for monitoring: packets_in, parse_errors, handler_errors.
         self.stats: Counter[str] = Counter()
@@ -116,7 +164,10 @@ class Hub:
         task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve ``/socket.io/`` on ``host:port`` until cancelled."""
-        await self.engine.serve(host, port, task_status=task_status)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.connect_deadlines.run)
+            listeners = await nursery.start(self.engine.serve, host, port)
+            task_status.started(listeners)
 
     async def shutdown(self, grace: float = 5.0) -> None:
         """Leave gracefully, within ``grace`` seconds:

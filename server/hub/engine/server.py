@@ -20,7 +20,8 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -69,7 +70,14 @@ class PollingTransport:
 
 
 class _Upgraded(Exception):
-    """The connection became a WebSocket and has been served to its end."""
+    """The HTTP part of the connection is over: either it was refused (``serve`` is None) or
+    it became a WebSocket, which ``serve()`` serves to its end. The WebSocket is served from
+    :meth:`EngineServer.handle_stream` after the HTTP parser and request are dropped, so an
+    idle connection does not keep them."""
+
+    def __init__(self, serve: Callable[[], Awaitable[None]] | None = None) -> None:
+        super().__init__()
+        self.serve = serve
 
 
 class EngineServer:
@@ -198,6 +206,7 @@ class EngineServer:
             address: tuple[str, int] | None = stream.socket.getpeername()[:2]
         except OSError:
             address = None
+        serve_websocket = None
         try:
             while True:
                 event = None
@@ -207,13 +216,17 @@ class EngineServer:
                     break
                 try:
                     keep_alive = await self._handle_request(conn, stream, event, address)
-                except _Upgraded:
-                    return
+                except _Upgraded as upgraded:
+                    serve_websocket = upgraded.serve
+                    break
                 if not keep_alive or conn.our_state is not h11.DONE:
                     break
                 if conn.their_state is not h11.DONE:
                     break
                 conn.start_next_cycle()
+            if serve_websocket is not None:
+                del conn, event
+                await serve_websocket()
         except h11.RemoteProtocolError as exc:
             await _send_simple(conn, stream, exc.error_status_hint, str(exc))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -443,10 +456,8 @@ class EngineServer:
         trailing, _ = conn.trailing_data
         transport = WebSocketTransport(stream, self.config, trailing)
         if session is None:
-            await self._serve_websocket_session(transport, info)
-        else:
-            await self._serve_upgrade(transport, session)
-        raise _Upgraded
+            raise _Upgraded(partial(self._serve_websocket_session, transport, info))
+        raise _Upgraded(partial(self._serve_upgrade, transport, session))
 
     async def _serve_websocket_session(
         self, transport: WebSocketTransport, info: RequestInfo

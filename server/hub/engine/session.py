@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -90,7 +89,9 @@ class Session:
         self.close_reason = ""
         self.heartbeat_token = 0
         self.handler: SessionHandler | None = None
-        self.queue: deque[Wire] = deque()
+        #: A list, not a deque: it is only appended to and taken whole, and an empty deque
+        #: costs 600 bytes, a tenth of an idle connection.
+        self.queue: list[Wire] = []
         #: Counted here so the Socket.IO layer and /metrics can read them.
         self.dropped_volatile = 0
         #: Engine.IO messages queued or written for the client (pings not counted).
@@ -227,8 +228,8 @@ class Session:
         self.close("ping timeout")
 
     def take_all(self) -> list[Wire]:
-        items = list(self.queue)
-        self.queue.clear()
+        items = self.queue
+        self.queue = []
         if self.state is State.CLOSING and items and items[-1].is_close:
             self.state = State.CLOSED
         return items
