@@ -472,7 +472,7 @@ class EngineServer:
             await session.receive(eio.decode_frame(frame))
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(transport.write_loop, nursery.cancel_scope)
+            transport.attach(nursery)
             try:
                 reason = await transport.read_loop(on_frame)
             except ProtocolError as exc:
@@ -513,7 +513,7 @@ class EngineServer:
 
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(transport.write_loop, nursery.cancel_scope)
+                transport.attach(nursery)
                 nursery.start_soon(close_with_session)
                 upgrade_deadline = trio.CancelScope(
                     deadline=trio.current_time() + self.config.upgrade_timeout

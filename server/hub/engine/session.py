@@ -101,7 +101,8 @@ class Session:
         # long-polling state
         self.poll_pending = False
         self.post_pending = False
-        self._poll_wakeup = trio.Event()
+        #: Created by a waiting GET: a WebSocket session never needs one.
+        self._poll_wakeup: trio.Event | None = None
         # upgrade state: a WebSocket has connected with our sid / has sent "2probe"
         self.upgrading = False
         self.probed = False
@@ -167,7 +168,7 @@ class Session:
         self.queue.append(CLOSE)
         self._finish(reason, State.CLOSING)
         self.transport.notify()
-        self._poll_wakeup.set()
+        self.wake_poll()
 
     def abort(self, reason: str) -> None:
         """The client went away or broke the protocol: nothing more is sent."""
@@ -176,7 +177,7 @@ class Session:
         self.queue.clear()
         self._finish(reason, State.CLOSED)
         self.transport.notify()
-        self._poll_wakeup.set()
+        self.wake_poll()
 
     def _finish(self, reason: str, state: State) -> None:
         if not self.close_reason:
@@ -213,7 +214,7 @@ class Session:
         self.queue.append(wire)
         self.packets_out += len(wire.packets)
         self.transport.notify()
-        self._poll_wakeup.set()
+        self.wake_poll()
         return True
 
     def send_ping(self) -> None:
@@ -222,7 +223,7 @@ class Session:
                 return
             self.queue.append(PING)
             self.transport.notify()
-            self._poll_wakeup.set()
+            self.wake_poll()
 
     def ping_timed_out(self) -> None:
         self.close("ping timeout")
@@ -255,7 +256,7 @@ class Session:
             self.queue.clear()
             self.queue.append(NOOP)
             self._finish("transport close", State.CLOSING)
-            self._poll_wakeup.set()
+            self.wake_poll()
         else:
             self.abort("transport close")
 
@@ -276,4 +277,5 @@ class Session:
             self.poll_pending = False
 
     def wake_poll(self) -> None:
-        self._poll_wakeup.set()
+        if self._poll_wakeup is not None:
+            self._poll_wakeup.set()

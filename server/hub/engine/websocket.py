@@ -1,13 +1,15 @@
 """The WebSocket transport: wsproto parses what the client sends; we frame what we send.
 
-One reader (the connection's task) and one writer per connection.
+One reader (the connection's task) per connection, and a writer task only while one is
+needed.
 
-Sending has a fast path: when nothing is queued and the writer is not in the middle of a
-write, a packet's frames (encoded once, shared by every recipient of a broadcast) are written
-straight to the non-blocking socket with one system call, without a task switch. Only what
-the kernel does not take at once, the rest of a partial write and anything after it, waits
-for the writer task, which then takes everything queued (the session's packets and our control
-frames: pongs, the probe answer, the close) and writes it in one ``send_all``.
+Sending has a fast path: when nothing is queued and no writer exists, a packet's frames
+(encoded once, shared by every recipient of a broadcast) are written straight to the
+non-blocking socket with one system call, without a task switch. Only what the kernel does
+not take at once, the rest of a partial write and anything after it, waits for a writer task,
+started then; it takes everything queued (the session's packets and our control frames:
+pongs, the probe answer, the close), writes it in one ``send_all``, and ends when nothing is
+left. An idle connection therefore holds no writer task at all.
 """
 
 from __future__ import annotations
@@ -54,8 +56,11 @@ class WebSocketTransport:
         self.session: Session | None = None
         self._control: list[bytes] = []
         self._close_frame: bytes | None = None
-        self._wakeup = trio.Event()
         self._finished = False
+        #: The writer task exists only while there is something to write (see _kick).
+        self._nursery: trio.Nursery | None = None
+        self._writer_running = False
+        self._kicked = False
         self.peer_closed = trio.Event()
         #: The socket for direct writes; None where the stream is not a plain TCP socket.
         self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
@@ -74,7 +79,7 @@ class WebSocketTransport:
         session = self.session
         if session is not None and session.state is not State.OPEN:
             self._closing()
-        self._wakeup.set()
+        self._kick()
 
     def _closing(self) -> None:
         """From now on, writing has a deadline (:data:`CLOSE_FLUSH_TIMEOUT`)."""
@@ -91,6 +96,7 @@ class WebSocketTransport:
         """
         if (
             self._fd is None
+            or self._writer_running
             or self._writing
             or self._partial is not None
             or self._control
@@ -107,13 +113,13 @@ class WebSocketTransport:
         self.direct_writes += 1
         if written < len(frames):
             self._partial = frames[written:]
-            self._wakeup.set()
+            self._kick()
         return True
 
     def send_text_now(self, text: str) -> None:
         """A frame that does not go through the session queue (handshake, probe answer)."""
         self._control.append(ws_frame(text.encode(), OP_TEXT))
-        self._wakeup.set()
+        self._kick()
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Send a close frame after what is already queued, then end the connection."""
@@ -124,18 +130,40 @@ class WebSocketTransport:
                 self._close_frame = b""
         self._finished = True
         self._closing()
-        self._wakeup.set()
+        self._kick()
 
     def finish(self) -> None:
         """Nothing more will be sent: the writer flushes its control frames and stops."""
         self._finished = True
-        self._wakeup.set()
+        self._kick()
 
-    async def write_loop(self, connection_scope: trio.CancelScope) -> None:
+    def attach(self, nursery: trio.Nursery) -> None:
+        """Run this connection's writer, when it needs one, in ``nursery`` (the connection's,
+        which it cancels once the connection is over)."""
+        self._nursery = nursery
+        if self._kicked:
+            self._kick()
+
+    def _kick(self) -> None:
+        """Something must go out through the writer: start it unless it is running.
+
+        An idle connection has no writer task (a task is a good part of what an idle
+        connection costs): the writer exists while there is a backlog, control frames or
+        the close to write, and ends when there is nothing left.
+        """
+        if self._writer_running:
+            return
+        if self._nursery is None:
+            self._kicked = True
+            return
+        self._writer_running = True
+        self._nursery.start_soon(self._write)
+
+    async def _write(self) -> None:
+        assert self._nursery is not None
+        connection_scope = self._nursery.cancel_scope
         try:
             while True:
-                await self._wakeup.wait()
-                self._wakeup = trio.Event()
                 chunks = [] if self._partial is None else [self._partial]
                 self._partial = None
                 chunks.extend(self._control)
@@ -147,9 +175,14 @@ class WebSocketTransport:
                     chunks.extend(wire.frames for wire in wires)
                     if session.state is not State.OPEN and not self._finished:
                         self.close()
-                if self._finished and self._close_frame:
+                finished = self._finished
+                if finished and self._close_frame:
                     chunks.append(self._close_frame)
                     self._close_frame = b""
+                if not chunks and not finished:
+                    # no checkpoint since the last look: nothing can have come in between
+                    self._writer_running = False
+                    return
                 if chunks:
                     self._writing = True
                     try:
@@ -162,11 +195,12 @@ class WebSocketTransport:
                     if scope.cancelled_caught:
                         log.info("connection cut: the peer did not read its last packets")
                         break
-                if self._finished:
+                if finished:
                     break
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             if self.session is not None and self.session.transport is self:
                 self.session.abort("transport error")
+        # the writer stays "running" from here on: nothing more is written
         with trio.move_on_after(CLOSE_GRACE):
             await self.peer_closed.wait()
         connection_scope.cancel()
@@ -209,7 +243,7 @@ class WebSocketTransport:
                             await on_frame(frame)
                     elif isinstance(event, Ping):
                         self._control.append(self.ws.send(event.response()))
-                        self._wakeup.set()
+                        self._kick()
                     elif isinstance(event, CloseConnection):
                         if self.ws.state is ConnectionState.REMOTE_CLOSING:
                             self._control.append(self.ws.send(event.response()))
