@@ -62,7 +62,7 @@ class SQLiteStore(Store):
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         store = cls(path, max_threads=max_threads)
-        await store._run("migrate", _prepare)
+        await store._run("migrate", lambda conn: _prepare(conn, store.busy_timeout))
         return store
 
     # ---- plumbing ------------------------------------------------------------------------
@@ -360,6 +360,19 @@ class SQLiteStore(Store):
         return await self._run("mark_notification_read", run)
 
 
-def _prepare(conn: sqlite3.Connection) -> int:
-    conn.execute("PRAGMA journal_mode = WAL")
+def _prepare(conn: sqlite3.Connection, busy_timeout: float = 10.0) -> int:
+    # Switching a fresh file to WAL takes an exclusive lock without waiting on the busy
+    # handler, so a second process opening the same new file at the same moment gets
+    # "database is locked" at once: retry it for as long as a busy wait would last.
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
     return migrate(conn)

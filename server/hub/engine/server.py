@@ -464,7 +464,9 @@ class EngineServer:
     ) -> None:
         session = await self._open_session(info, transport)
         transport.session = session
-        transport.send_text_now(eio.encode_text(session.handshake_packet()))
+        # straight to the socket, like any packet for an idle connection: no writer task
+        if not transport.try_write(Wire([session.handshake_packet()])):
+            transport.send_text_now(eio.encode_text(session.handshake_packet()))
         await self._run_websocket(transport, session)
 
     async def _run_websocket(self, transport: WebSocketTransport, session: Session) -> None:
