@@ -24,6 +24,23 @@ def transport_of(hub: Hub, socket: Socket) -> WebSocketTransport:
     return transport
 
 
+def stalled_client(url: str, connect_packet: bytes) -> stdsocket.socket:
+    """A blocking socket that upgrades to WebSocket and sends ``connect_packet`` (a Socket.IO
+    CONNECT) in one go, with a 4 KB receive buffer; the test then never reads from it."""
+    host, port = url.removeprefix("http://").split(":")
+    stalled = stdsocket.create_connection((host, int(port)))
+    stalled.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4096)
+    stalled.sendall(
+        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    mask = b"\x01\x02\x03\x04"  # a client's frames are masked
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(connect_packet))
+    stalled.sendall(bytes([0x81, 0x80 | len(connect_packet)]) + mask + masked)
+    return stalled
+
+
 async def test_a_burst_past_max_queue_reaches_a_fast_client_whole() -> None:
     """Direct writes do not queue: a burst with no checkpoint does not make a fast client a
     slow consumer, however small max_queue is."""
@@ -94,20 +111,7 @@ async def test_a_stalled_client_is_closed_and_the_others_receive_everything() ->
         sockets[socket.handshake.auth["name"]] = socket
 
     async with serving(hub) as url:
-        host, port = url.removeprefix("http://").split(":")
-        # a client that completes the handshakes, then never reads again
-        stalled = stdsocket.create_connection((host, int(port)))
-        stalled.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4096)
-        stalled.sendall(
-            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
-            b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        )
-        # masked client frame "40{"name":"stalled"}"
-        payload = b'40{"name":"stalled"}'
-        mask = b"\x01\x02\x03\x04"
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        stalled.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        stalled = stalled_client(url, b'40{"name":"stalled"}')
         try:
             async with raw_client(url, auth={"name": "ok"}) as healthy:
                 with trio.fail_after(5):
@@ -142,18 +146,7 @@ async def test_a_stalled_client_is_cut_off_after_its_ping_timeout(
     sockets: list[Socket] = []
     hub.on("connect", sockets.append)
     async with serving(hub) as url:
-        host, port = url.removeprefix("http://").split(":")
-        stalled = stdsocket.create_connection((host, int(port)))
-        stalled.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4096)
-        stalled.sendall(
-            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
-            b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        )
-        payload = b"40"
-        mask = b"\x01\x02\x03\x04"
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        stalled.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        stalled = stalled_client(url, b"40")
         with trio.fail_after(5):
             while not sockets:
                 await trio.sleep(0.01)
