@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import secrets
 from typing import TYPE_CHECKING, Any
@@ -9,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from server.hub.engine import Session, Wire
-from server.hub.errors import ConnectRefused
+from server.hub.errors import ConnectRefused, EventRefused, RecoveryDeclined
 from server.hub.protocol import ProtocolError
 from server.hub.protocol import socketio as sio
 from server.hub.socket import Handshake, Socket, call
 
 if TYPE_CHECKING:
     from server.hub.namespace import Handler, Namespace
+    from server.hub.recovery import Restored
     from server.hub.server import Hub
 
 log = logging.getLogger("hub")
@@ -103,33 +105,38 @@ class Client:
             url=request.url,
             secure=request.secure,
         )
-        restored = None
         recovery = nsp.adapter.recovery
+        restored = None
         if recovery is not None:
             pid, offset = auth.get("pid"), auth.get("offset")
             if isinstance(pid, str) and isinstance(offset, str | None):
                 restored = recovery.restore(pid, offset)
-        if restored is not None:
-            saved = restored.session
-            socket = Socket(saved.sid, nsp, self, handshake, data=saved.data, recovered=True)
-            socket.pid = saved.pid
-            socket.recovery_base = saved.base
-        else:
-            socket = Socket(secrets.token_urlsafe(15), nsp, self, handshake)
-            if recovery is not None:
-                socket.pid = secrets.token_urlsafe(15)
-                socket.recovery_base = recovery.next_seq
-        try:
-            if restored is None or not self.hub.recovery_skips_middlewares:
-                await nsp.run_middlewares(socket)
-        except ConnectRefused as refusal:
-            self._refuse(name, refusal.message, refusal.data)
-            return
-        except Exception:
-            self.hub.stats["handler_errors"] += 1
-            log.exception("middleware of %s failed", name)
-            self._refuse(name, "Internal server error")
-            return
+        while True:
+            socket = self._new_socket(nsp, handshake, restored)
+            try:
+                if restored is None or not self.hub.recovery_skips_middlewares:
+                    await nsp.run_middlewares(socket)
+            except RecoveryDeclined:
+                if restored is None:  # nothing to decline: a misplaced raise
+                    self.hub.stats["handler_errors"] += 1
+                    log.error("middleware of %s declined the recovery of a new socket", name)
+                    self._refuse(name, "Internal server error")
+                    return
+                restored = None  # connect it as a new socket; its saved state is dropped
+                continue
+            except ConnectRefused as refusal:
+                if restored is not None and recovery is not None:
+                    recovery.put_back(restored)  # another attempt (a fresh token) may resume
+                self._refuse(name, refusal.message, refusal.data)
+                return
+            except Exception:
+                if restored is not None and recovery is not None:
+                    recovery.put_back(restored)
+                self.hub.stats["handler_errors"] += 1
+                log.exception("middleware of %s failed", name)
+                self._refuse(name, "Internal server error")
+                return
+            break
         if not self.session.is_open:
             if restored is not None and recovery is not None:
                 recovery.put_back(restored)
@@ -151,6 +158,24 @@ class Client:
         if handler is not None:
             await self._start(nsp, handler, (socket,), socket, None, "connect")
 
+    def _new_socket(
+        self, nsp: Namespace, handshake: Handshake, restored: Restored | None
+    ) -> Socket:
+        recovery = nsp.adapter.recovery
+        if restored is not None:
+            saved = restored.session
+            # a copy of the saved data: a middleware that declines the recovery may have
+            # changed it, and the saved session may be put back for another attempt
+            socket = Socket(saved.sid, nsp, self, handshake, data=dict(saved.data), recovered=True)
+            socket.pid = saved.pid
+            socket.recovery_base = saved.base
+            return socket
+        socket = Socket(secrets.token_urlsafe(15), nsp, self, handshake)
+        if recovery is not None:
+            socket.pid = secrets.token_urlsafe(15)
+            socket.recovery_base = recovery.next_seq
+        return socket
+
     def _refuse(self, name: str, message: str, data: Any = None) -> None:
         body: dict[str, Any] = {"message": message}
         if data is not None:
@@ -167,11 +192,51 @@ class Client:
         self, socket: Socket, event: str, args: tuple[Any, ...], ack_id: int | None
     ) -> None:
         nsp = socket.nsp
+        if nsp.incoming and not await self._admit(socket, event, args, ack_id):
+            return
         for catch_all in nsp.any_handlers:
             await self._start(nsp, catch_all, (socket, event, *args), socket, None, event)
         handler = nsp.handler_for(event)
         if handler is not None:
             await self._start(nsp, handler, (socket, *args), socket, ack_id, event)
+
+    async def _admit(
+        self, socket: Socket, event: str, args: tuple[Any, ...], ack_id: int | None
+    ) -> bool:
+        """Run the namespace's incoming-event middlewares: False if one refused the event."""
+        for middleware in socket.nsp.incoming:
+            try:
+                outcome = middleware(socket, event, args)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except EventRefused as refusal:
+                self.hub.stats["events_refused"] += 1
+                if ack_id is not None and refusal.answer is not None:
+                    self._answer(socket, ack_id, event, refusal.answer)
+                if refusal.disconnect:
+                    log.info(
+                        "session %s: %r refused (%s): disconnecting socket %s",
+                        self.session.sid,
+                        event,
+                        refusal.reason,
+                        socket.id,
+                    )
+                    await socket.disconnect()
+                return False
+            except Exception:
+                self.hub.stats["handler_errors"] += 1
+                log.exception("incoming middleware of %s failed on %r", socket.nsp.name, event)
+                return False
+        return True
+
+    def _answer(self, socket: Socket, ack_id: int, event: str, value: Any) -> None:
+        """Answer an ack; a value that cannot be sent is the handler's error, not the
+        connection's."""
+        try:
+            socket._answer(ack_id, value)
+        except (TypeError, ValueError) as exc:
+            self.hub.stats["handler_errors"] += 1
+            log.error("the answer of %r in %s cannot be sent: %s", event, socket.nsp.name, exc)
 
     async def _start(
         self,
@@ -226,7 +291,7 @@ class Client:
             log.error("handler of %r in %s failed", event, socket.nsp.name, exc_info=error)
             return
         if ack_id is not None:
-            socket._answer(ack_id, result)
+            self._answer(socket, ack_id, event, result)
 
 
 def _run_sync(handler: Handler, args: tuple[Any, ...]) -> tuple[Any, BaseException | None]:

@@ -19,6 +19,8 @@ log = logging.getLogger("hub")
 
 Handler = Callable[..., Any]
 Middleware = Callable[[Socket], Any]
+#: ``middleware(socket, event, args)``: before an incoming event's handlers (see use_incoming).
+IncomingMiddleware = Callable[[Socket, str, tuple[Any, ...]], Any]
 H = TypeVar("H", bound=Callable[..., Any])
 
 
@@ -39,11 +41,17 @@ class Namespace:
         self.sockets: dict[str, Socket] = {}
         recovery = None
         if hub.connection_state_recovery:
-            recovery = RecoveryStore(hub.max_disconnection_duration, hub.recovery_buffer)
+            recovery = RecoveryStore(
+                hub.max_disconnection_duration,
+                hub.recovery_buffer,
+                max_bytes=hub.recovery_buffer_bytes,
+            )
         self.adapter = hub.adapter_factory(self, recovery)
         self._handlers: dict[str, Handler] = {}
         self._any: list[Handler] = []
         self._middlewares: list[Middleware] = []
+        #: Run before the handlers of every incoming event (see :meth:`use_incoming`).
+        self.incoming: list[IncomingMiddleware] = []
         self._ack_id = 0
 
     def __repr__(self) -> str:
@@ -70,6 +78,18 @@ class Namespace:
         Raise :class:`~server.hub.errors.ConnectRefused` to refuse it.
         """
         self._middlewares.append(middleware)
+        return middleware
+
+    def use_incoming(self, middleware: IncomingMiddleware) -> IncomingMiddleware:
+        """Run ``middleware(socket, event, args)`` before the handlers of every event a
+        client sends, in order of ``use_incoming``; a plain function or ``async``.
+
+        Raise :class:`~server.hub.errors.EventRefused` to refuse the event: its handlers do
+        not run, its ack (if any) gets the refusal's ``answer``. A middleware that fails
+        otherwise refuses the event too (logged, counted as a handler error).
+        :class:`~server.hub.ratelimit.RateLimiter` is one.
+        """
+        self.incoming.append(middleware)
         return middleware
 
     def handler_for(self, event: str) -> Handler | None:

@@ -14,8 +14,9 @@ One addition to the reference server: a client that never received a stored pack
 offset to send (a client closed as a slow consumer before its first event got out, say). Its
 session remembers where the buffer stood when it connected, and recovery starts there.
 
-One :class:`RecoveryStore` per namespace. Both halves are bounded: packets by count and by
-age, sessions by age. Expired entries are dropped as new ones arrive, so no timer is needed.
+One :class:`RecoveryStore` per namespace. Both halves are bounded: packets by count, by bytes
+(each is kept once, as the frames every recipient was sent) and by age, sessions by age.
+Expired entries are dropped as new ones arrive, so no timer is needed.
 """
 
 from __future__ import annotations
@@ -79,9 +80,13 @@ class RecoveryStore:
         max_disconnection_duration: float,
         max_packets: int,
         clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self.max_disconnection_duration = max_disconnection_duration
         self.max_packets = max_packets
+        self.max_bytes = max_bytes
+        #: The size of the packets kept, in bytes.
+        self.bytes = 0
         self._clock = clock
         #: Offsets of this store start with this, so an offset from an earlier process (or
         #: another namespace) never matches one of ours.
@@ -107,16 +112,19 @@ class RecoveryStore:
         """Keep ``wire`` (encoded with the offset :meth:`next_offset` gave) for recovery."""
         now = self._clock()
         self._packets.append(_Stored(self._next_seq, opts, wire, now))
+        self.bytes += wire.nbytes
         self._next_seq += 1
         self._expire_packets(now)
 
     def _expire_packets(self, now: float) -> None:
         packets = self._packets
-        while len(packets) > self.max_packets:
-            packets.popleft()
         threshold = now - self.max_disconnection_duration
-        while packets and packets[0].at < threshold:
-            packets.popleft()
+        while packets and (
+            len(packets) > self.max_packets
+            or self.bytes > self.max_bytes
+            or packets[0].at < threshold
+        ):
+            self.bytes -= packets.popleft().wire.nbytes
 
     def _seq_of(self, offset: str) -> int | None:
         if not offset.startswith(self._prefix):

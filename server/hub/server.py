@@ -14,7 +14,7 @@ from server.hub.adapter import Adapter
 from server.hub.broadcast import BroadcastOperator
 from server.hub.client import Client
 from server.hub.engine import EngineConfig, EngineServer, Session
-from server.hub.namespace import Middleware, Namespace
+from server.hub.namespace import IncomingMiddleware, Middleware, Namespace
 from server.hub.protocol.socketio import DEFAULT_MAX_ATTACHMENTS
 from server.hub.socket import Socket
 
@@ -65,7 +65,10 @@ class ConnectDeadlines:
             due.popleft()
             alive = client()
             if alive is not None:
-                alive.connect_deadline_passed()
+                try:
+                    alive.connect_deadline_passed()
+                except Exception as exc:  # ends that connection only
+                    alive.session.failed(exc, "its connect timeout")
 
 
 class Hub:
@@ -99,13 +102,19 @@ class Hub:
         connect_timeout: float = 45.0,
         ack_timeout: float = 10.0,
         max_queue: int = 1024,
+        max_queue_bytes: int = 8 * 1024 * 1024,
         max_handlers: int = 32,
         max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
         cleanup_timeout: float = 5.0,
         connection_state_recovery: bool = False,
         max_disconnection_duration: float = 120.0,
         recovery_buffer: int = 10_000,
+        recovery_buffer_bytes: int = 32 * 1024 * 1024,
         recovery_skips_middlewares: bool = True,
+        header_timeout: float = 10.0,
+        body_timeout: float = 30.0,
+        max_handshaking_per_address: int = 128,
+        max_handshaking: int = 1024,
         adapter_factory: Callable[..., Adapter] | None = None,
     ) -> None:
         self.config = EngineConfig(
@@ -117,7 +126,12 @@ class Hub:
             upgrade_timeout=upgrade_timeout,
             cors_origins=cors_origins,
             max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
             cleanup_timeout=cleanup_timeout,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_handshaking_per_address=max_handshaking_per_address,
+            max_handshaking=max_handshaking,
         )
         self.connect_timeout = connect_timeout
         self.ack_timeout = ack_timeout if ack_timeout is not None else math.inf
@@ -126,17 +140,21 @@ class Hub:
         #: Connection state recovery (see :mod:`server.hub.recovery`): a client that lost its
         #: connection gets its id, rooms, ``data`` and missed events back if it returns
         #: within ``max_disconnection_duration`` seconds and what it missed is among the
-        #: last ``recovery_buffer`` stored packets of the namespace. Off by default, as in
-        #: Node's server: stored events carry their offset as an extra last argument, which
-        #: socket.io-client uses and python-socketio's client hands to its handlers.
+        #: last ``recovery_buffer`` stored packets (and ``recovery_buffer_bytes``) of the
+        #: namespace. Off by default, as in Node's server: stored events carry their offset
+        #: as an extra last argument, which socket.io-client uses and python-socketio's
+        #: client hands to its handlers. ``recovery_skips_middlewares`` (as in Node) lets a
+        #: recovered socket in without the connection middlewares; turn it off where they
+        #: check credentials, which must be valid again when a client comes back.
         self.connection_state_recovery = connection_state_recovery
         self.max_disconnection_duration = max_disconnection_duration
         self.recovery_buffer = recovery_buffer
+        self.recovery_buffer_bytes = recovery_buffer_bytes
         self.recovery_skips_middlewares = recovery_skips_middlewares
         self.engine = EngineServer(self.config, self._new_client)
         self.connect_deadlines = ConnectDeadlines(connect_timeout)
         self.namespaces: dict[str, Namespace] = {}
-        #: Counters for monitoring: packets_in, parse_errors, handler_errors.
+        #: Counters for monitoring: packets_in, parse_errors, handler_errors, events_refused.
         self.stats: Counter[str] = Counter()
         #: Makes each namespace's adapter: the in-memory one by default, a bridge's
         #: (:class:`server.hub.bridge.Bridge`) to link processes.
@@ -206,6 +224,9 @@ class Hub:
 
     def use(self, middleware: Middleware) -> Middleware:
         return self.main.use(middleware)
+
+    def use_incoming(self, middleware: IncomingMiddleware) -> IncomingMiddleware:
+        return self.main.use_incoming(middleware)
 
     def to(self, *rooms: str) -> BroadcastOperator:
         return self.main.to(*rooms)

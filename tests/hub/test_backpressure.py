@@ -142,7 +142,8 @@ async def test_a_stalled_client_is_cut_off_after_its_ping_timeout(
     """A client that stops reading gets no pongs through: the ping timeout closes its session,
     and the CLOSE stuck behind unread data must not keep the TCP connection open for ever."""
     monkeypatch.setattr(websocket, "CLOSE_FLUSH_TIMEOUT", 0.5)
-    hub = Hub(ping_interval=0.3, ping_timeout=0.3, max_queue=100_000)
+    # neither queue limit (packets, bytes) may close it first: this is the ping timeout's test
+    hub = Hub(ping_interval=0.3, ping_timeout=0.3, max_queue=100_000, max_queue_bytes=1 << 30)
     sockets: list[Socket] = []
     hub.on("connect", sockets.append)
     async with serving(hub) as url:
@@ -168,3 +169,27 @@ async def test_a_stalled_client_is_cut_off_after_its_ping_timeout(
                 pass
         assert transport.writer_writes > 0
         peer.close()
+
+
+async def test_the_outbound_queue_is_bounded_in_bytes_too() -> None:
+    """Far fewer packets than ``max_queue``, but more bytes than ``max_queue_bytes``:
+    volatile ones are dropped, then a non-volatile one closes the slow consumer."""
+    hub = Hub(max_queue=100_000, max_queue_bytes=1_000_000)
+    sockets: list[Socket] = []
+    hub.on("connect", sockets.append)
+    async with serving(hub) as url:
+        stalled = stalled_client(url, b"40")
+        with trio.fail_after(5):
+            while not sockets:
+                await trio.sleep(0.01)
+        socket = sockets[0]
+        session = socket.client.session
+        blob = "z" * 50_000
+        for _ in range(400):  # 20 MB: more than the kernel buffers between us hold
+            socket.volatile.emit("blob", blob)
+        assert socket.connected
+        assert session.dropped_volatile > 0
+        assert session.queued_bytes <= 1_000_000 and len(session.queue) < 30
+        socket.emit("blob", blob)
+        assert session.close_reason == "slow consumer"
+        stalled.close()

@@ -281,3 +281,20 @@ def test_the_buffer_is_bounded_by_count_and_age() -> None:
     store.save("new", "new-pid", {"new"}, {}, 0)  # saving drops the expired sessions
     assert store.session_count == 1
     assert store.restore("pid", "garbage") is None
+
+
+def test_the_buffer_is_bounded_by_bytes_and_keeps_one_encoding() -> None:
+    from server.hub.adapter import BroadcastOptions
+    from server.hub.engine import Wire
+
+    store = RecoveryStore(10.0, max_packets=10_000, max_bytes=100_000)
+    opts = BroadcastOptions(rooms=frozenset({"r"}))
+    chat = "😀" * 4000  # the longest chat message, 16 KB of UTF-8
+    for n in range(20):
+        store.store(opts, Wire.messages([f'2["newMessage",{n},"{chat}"]']))
+    kept = store.packet_count
+    assert 0 < kept < 20 and store.bytes <= 100_000
+    # each packet is its frames alone: the size the bound counts is all it holds
+    wire = Wire.messages([f'2["e","{chat}"]'])
+    assert not hasattr(wire, "__dict__") and set(Wire.__slots__) == {"count", "frames", "is_close"}
+    assert wire.nbytes == len(wire.frames) < len(chat.encode()) + 32

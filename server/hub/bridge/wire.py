@@ -26,6 +26,7 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
+from server.hub.protocol import jsontext
 from server.hub.protocol import socketio as sio
 
 DEFAULT_KEY = "socket.io"
@@ -122,14 +123,32 @@ def _ext(code: int, data: bytes) -> Any:
 
 def pack(value: Any) -> bytes:
     """MessagePack with ``str`` as str and ``bytes`` as bin, integers in their smallest form
-    and floats as float 64: the bytes notepack.io writes for the same value."""
-    data: bytes = msgpack.packb(value, use_bin_type=True, default=_default)
+    and floats as float 64: the bytes notepack.io writes for the same value.
+
+    A MessagePack string is UTF-8, which has no form for a lone surrogate (a client can
+    send one as a JSON escape): such a surrogate is written as U+FFFD, as Node's ``Buffer``
+    writes it, rather than failing the publish.
+    """
+    try:
+        data: bytes = msgpack.packb(value, use_bin_type=True, default=_default)
+    except UnicodeEncodeError:
+        safe = jsontext.replace_lone_surrogates(value)
+        data = msgpack.packb(safe, use_bin_type=True, default=_default)
     return data
 
 
 def unpack(data: bytes) -> Any:
+    """MessagePack from any node; invalid UTF-8 in a string reads as U+FFFD, as it does in
+    Node (``Buffer.toString``), instead of losing the whole message."""
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext, timestamp=0)
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=False,
+            ext_hook=_ext,
+            timestamp=0,
+            unicode_errors="replace",
+        )
     except (
         ValueError,
         TypeError,
@@ -150,9 +169,8 @@ def _json_default(value: Any) -> Any:
 
 
 def dump_json(value: Any) -> bytes:
-    return json.dumps(
-        value, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    ).encode()
+    """JSON as Node's ``JSON.stringify`` writes it (lone surrogates as escapes)."""
+    return jsontext.dumps(value, default=_json_default, allow_nan=True).encode()
 
 
 def load_body(data: bytes) -> Any:

@@ -20,11 +20,25 @@ class EngineConfig:
     #: Origins allowed to use the server from a browser: ``("*",)`` allows any; same-origin
     #: requests and requests without an ``Origin`` header are always allowed.
     cors_origins: tuple[str, ...] = ()
-    #: Outbound packets a session may have queued before it counts as a slow consumer.
+    #: Outbound packets a session may have queued before it counts as a slow consumer ...
     max_queue: int = 1024
+    #: ... and bytes (the queued frames' size): whichever limit is reached first.
+    max_queue_bytes: int = 8 * 1024 * 1024
     #: Deadline for a closed session's clean-up (``disconnect`` handlers).
     cleanup_timeout: float = 5.0
     max_header_bytes: int = 16 * 1024
+    #: A request's headers must be complete this many seconds after its first byte (after
+    #: the connection opened, for its first request); otherwise 408 and the connection closes.
+    header_timeout: float = 10.0
+    #: A request's body must be complete this many seconds after its headers.
+    body_timeout: float = 30.0
+    #: A keep-alive connection with no new request in this long is closed.
+    idle_timeout: float = 60.0
+    #: Connections that have not completed a request yet ("handshaking"), per client address
+    #: and in all: past either, a new connection is answered 503 and closed at once, so
+    #: half-open connections cannot take every file descriptor. 0: no limit.
+    max_handshaking_per_address: int = 128
+    max_handshaking: int = 1024
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
@@ -36,3 +50,9 @@ class EngineConfig:
             raise ValueError(f"transports must be polling and/or websocket, not {unknown}")
         if self.ping_interval <= 0 or self.ping_timeout <= 0:
             raise ValueError("ping_interval and ping_timeout must be positive")
+        if min(self.header_timeout, self.body_timeout, self.idle_timeout) <= 0:
+            raise ValueError("header_timeout, body_timeout and idle_timeout must be positive")
+        if min(self.max_queue, self.max_queue_bytes) <= 0:
+            raise ValueError("max_queue and max_queue_bytes must be positive")
+        if min(self.max_handshaking_per_address, self.max_handshaking) < 0:
+            raise ValueError("max_handshaking_per_address and max_handshaking must be >= 0")

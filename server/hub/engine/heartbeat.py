@@ -9,10 +9,13 @@ received, session closed) is recognised by its token and skipped.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import Protocol
 
 import trio
+
+log = logging.getLogger("hub.engine")
 
 
 class Beating(Protocol):
@@ -20,6 +23,7 @@ class Beating(Protocol):
 
     def send_ping(self) -> None: ...
     def ping_timed_out(self) -> None: ...
+    def failed(self, error: BaseException, where: str) -> None: ...
     @property
     def is_open(self) -> bool: ...
 
@@ -60,9 +64,16 @@ class Heartbeat:
             _, session, token = pings.popleft()
             if token == session.heartbeat_token and session.is_open:
                 session.heartbeat_token += 1
-                session.send_ping()
+                try:
+                    session.send_ping()
+                except Exception as exc:  # one session's fault ends that session only
+                    session.failed(exc, "its heartbeat")
+                    continue
                 timeouts.append((now + self.ping_timeout, session, session.heartbeat_token))
         while timeouts and timeouts[0][0] <= now:
             _, session, token = timeouts.popleft()
             if token == session.heartbeat_token and session.is_open:
-                session.ping_timed_out()
+                try:
+                    session.ping_timed_out()
+                except Exception as exc:
+                    session.failed(exc, "its heartbeat")

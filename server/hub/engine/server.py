@@ -12,21 +12,21 @@ Task tree::
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
-import hashlib
 import json
 import logging
+import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
 import h11
 import trio
+from wsproto.utilities import generate_accept_token
 
 from server.hub.engine.config import EngineConfig
 from server.hub.engine.cors import Headers, OriginPolicy
@@ -42,9 +42,9 @@ log = logging.getLogger("hub.engine")
 #: accept() errors that say "not now" rather than "this listener is broken".
 _ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#: A keep-alive connection with no request in this long is closed.
-IDLE_TIMEOUT = 60.0
+#: Packets of one polling POST dispatched between two checkpoints: a body of a million
+#: one-byte packets must not hold the event loop while it is worked through.
+POST_SLICE = 128
 
 # The error codes and messages of the reference server, in its JSON error body.
 TRANSPORT_UNKNOWN = (0, "Transport unknown")
@@ -93,8 +93,12 @@ class EngineServer:
         self._running = 0
         self._all_closed = trio.Event()
         self._all_closed.set()
-        #: Counts of sessions that have ended (see :meth:`totals`).
+        #: Counts of sessions that have ended, and of connection events (see :meth:`totals`).
         self._ended: Counter[str] = Counter()
+        #: Connections that have not completed a request yet, by client address.
+        self._handshaking: Counter[str] = Counter()
+        self._handshaking_total = 0
+        self._refusals_logged_at = -math.inf
 
     # ---- serving -------------------------------------------------------------------------
     async def serve(
@@ -134,7 +138,55 @@ class EngineServer:
                 log.error("accept failed (%s): pausing new connections for 100 ms", exc)
                 await trio.sleep(0.1)
                 continue
-            into.start_soon(self.handle_stream, stream)
+            slot = self._admit(stream)
+            if slot is None:
+                into.start_soon(_refuse_busy, stream)
+            else:
+                into.start_soon(self.handle_stream, stream, slot)
+
+    def _admit(self, stream: trio.SocketStream) -> _Handshaking | None:
+        """A slot among the connections still handshaking, or None past the limits."""
+        try:
+            host = str(stream.socket.getpeername()[0])
+        except OSError:
+            host = ""
+        config = self.config
+        per_address, overall = config.max_handshaking_per_address, config.max_handshaking
+        reason = None
+        if overall and self._handshaking_total >= overall:
+            reason = "handshaking_total"
+        elif per_address and self._handshaking[host] >= per_address:
+            reason = "handshaking_per_address"
+        if reason is not None:
+            self._ended[f"refused_{reason}"] += 1
+            now = trio.current_time()
+            if now - self._refusals_logged_at >= 10.0:  # at most a line every 10 s
+                self._refusals_logged_at = now
+                log.warning(
+                    "refusing new connections: %d handshaking in all, %d from %s (limits %d, %d)",
+                    self._handshaking_total,
+                    self._handshaking[host],
+                    host,
+                    overall,
+                    per_address,
+                )
+            return None
+        self._handshaking[host] += 1
+        self._handshaking_total += 1
+        return _Handshaking(self, host)
+
+    def _release(self, host: str) -> None:
+        self._handshaking_total -= 1
+        left = self._handshaking[host] - 1
+        if left:
+            self._handshaking[host] = left
+        else:
+            del self._handshaking[host]
+
+    @property
+    def handshaking(self) -> int:
+        """Connections open now that have not completed a request yet."""
+        return self._handshaking_total
 
     def stop_accepting(self) -> None:
         """Close the listening sockets and refuse new sessions on open connections."""
@@ -157,7 +209,9 @@ class EngineServer:
 
     async def _open_session(self, request: RequestInfo, transport: Any) -> Session:
         assert self._session_nursery is not None, "EngineServer.run_sessions is not running"
-        session = Session(self.config, self.heartbeat, request, transport, self._remove)
+        session = Session(
+            self.config, self.heartbeat, request, transport, self._remove, self._faulted
+        )
         self.sessions[session.sid] = session
         await self._session_nursery.start(self._run_session, session)
         return session
@@ -179,6 +233,9 @@ class EngineServer:
         """Return once every session has closed and finished its clean-up."""
         await self._all_closed.wait()
 
+    def _faulted(self, session: Session) -> None:
+        self._ended["connection_errors"] += 1
+
     def _remove(self, session: Session) -> None:
         if self.sessions.get(session.sid) is session:
             del self.sessions[session.sid]
@@ -191,8 +248,11 @@ class EngineServer:
 
     def totals(self) -> Counter[str]:
         """Counters since start, for monitoring: ``packets_out``, ``dropped_volatile``,
-        ``slow_consumer_closes``, ``sessions_closed``. Sessions keep their own counts while
-        they live (no shared state on the send path); ended ones are folded in here."""
+        ``slow_consumer_closes``, ``sessions_closed``, ``connection_errors`` (a connection or
+        session ended by an unexpected error), ``request_timeouts`` (408),
+        ``refused_handshaking_per_address`` and ``refused_handshaking_total`` (503 at once).
+        Sessions keep their own counts while they live (no shared state on the send path);
+        ended ones are folded in here."""
         totals = Counter(self._ended)
         for session in self.sessions.values():
             totals["packets_out"] += session.packets_out
@@ -200,22 +260,42 @@ class EngineServer:
         return totals
 
     # ---- HTTP ----------------------------------------------------------------------------
-    async def handle_stream(self, stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes)
+    async def handle_stream(
+        self, stream: trio.SocketStream, slot: _Handshaking | None = None
+    ) -> None:
+        """One TCP connection: HTTP requests one after another, or a WebSocket.
+
+        Every read has a deadline: the first request's headers ``header_timeout`` after the
+        connection opened, a later one's ``idle_timeout`` after the previous response (and
+        ``header_timeout`` after its first byte), a body ``body_timeout`` after its headers.
+        Until its first request is complete the connection holds a handshaking ``slot``.
+
+        Whatever fails in here ends this connection (and the session it serves), logged and
+        counted; it never reaches another connection or the process.
+        """
+        config = self.config
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_header_bytes)
         try:
             address: tuple[str, int] | None = stream.socket.getpeername()[:2]
         except OSError:
             address = None
         serve_websocket = None
         try:
+            first = True
             while True:
                 event = None
-                with trio.move_on_after(IDLE_TIMEOUT):
-                    event = await _next_event(conn, stream)
+                wait = config.header_timeout if first else config.idle_timeout
+                with trio.move_on_after(wait) as deadline:
+                    event = await _next_request(conn, stream, deadline, config.header_timeout)
+                if deadline.cancelled_caught and _request_started(conn):
+                    self._ended["request_timeouts"] += 1
+                    await _send_simple(conn, stream, 408, "Request Timeout")
+                    break
                 if not isinstance(event, h11.Request):
                     break
+                first = False
                 try:
-                    keep_alive = await self._handle_request(conn, stream, event, address)
+                    keep_alive = await self._handle_request(conn, stream, event, address, slot)
                 except _Upgraded as upgraded:
                     serve_websocket = upgraded.serve
                     break
@@ -224,6 +304,8 @@ class EngineServer:
                 if conn.their_state is not h11.DONE:
                     break
                 conn.start_next_cycle()
+            if slot is not None:
+                slot.release()
             if serve_websocket is not None:
                 del conn, event
                 await serve_websocket()
@@ -231,9 +313,28 @@ class EngineServer:
             await _send_simple(conn, stream, exc.error_status_hint, str(exc))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+        except _Contained:
+            pass  # a session's connection failed: logged, counted and closed already
+        except Exception:
+            self._ended["connection_errors"] += 1
+            log.exception("connection from %s failed; closing it", _peer(address))
         finally:
+            if slot is not None:
+                slot.release()
             with trio.CancelScope(shield=True):
                 await stream.aclose()
+
+    @contextlib.contextmanager
+    def _serving(self, session: Session, where: str) -> Iterator[None]:
+        """An unexpected error while this connection serves ``session`` ends the session
+        (logged with its sid, counted) and then the connection, and nothing else."""
+        try:
+            yield
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise
+        except Exception as exc:
+            session.failed(exc, where)
+            raise _Contained from None
 
     async def _handle_request(
         self,
@@ -241,6 +342,7 @@ class EngineServer:
         stream: trio.SocketStream,
         request: h11.Request,
         address: tuple[str, int] | None,
+        slot: _Handshaking | None = None,
     ) -> bool:
         target = request.target.decode("latin-1")
         path, _, query_string = target.partition("?")
@@ -248,9 +350,18 @@ class EngineServer:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers}
         origin = headers.get("origin")
         reply = _Replier(conn, stream)
-        if method != "POST" and not await _drain_body(conn, stream, self.config.max_payload):
-            await reply.send(413, b"Payload Too Large", "text/plain", close=True)
-            return False
+        if method != "POST":
+            with trio.move_on_after(self.config.body_timeout) as body_deadline:
+                within_limit = await _drain_body(conn, stream, self.config.max_payload)
+            if body_deadline.cancelled_caught:
+                self._ended["request_timeouts"] += 1
+                await reply.send(408, b"Request Timeout", "text/plain", close=True)
+                return False
+            if not within_limit:
+                await reply.send(413, b"Payload Too Large", "text/plain", close=True)
+                return False
+            if slot is not None:
+                slot.release()  # the request is complete: no longer handshaking
 
         if path != self.config.path and path + "/" != self.config.path:
             await reply.send(404, b"Not Found", "text/plain")
@@ -310,7 +421,7 @@ class EngineServer:
         if method == "GET":
             return await self._poll(conn, stream, reply, session, cors)
         if method == "POST":
-            return await self._post(conn, stream, reply, session, request, cors)
+            return await self._post(conn, stream, reply, session, request, cors, slot)
         await reply.error(400, BAD_REQUEST, cors)
         return True
 
@@ -327,30 +438,34 @@ class EngineServer:
             session.close("transport error")
             await reply.error(400, BAD_REQUEST, cors)
             return True
-        wires: list[Wire] = []
-        client_gone = False
-        async with trio.open_nursery() as nursery:
+        with self._serving(session, "its polling GET"):
+            wires: list[Wire] = []
+            client_gone = False
+            # what a client may send while its GET waits: one pipelined request at most
+            budget = self.config.max_header_bytes + self.config.max_payload
+            async with trio.open_nursery() as nursery:
 
-            async def watch_for_eof() -> None:
-                nonlocal client_gone
-                while True:
-                    data = await stream.receive_some(4096)
-                    if not data:
-                        client_gone = True
-                        nursery.cancel_scope.cancel()
-                        return
-                    conn.receive_data(data)  # a pipelined request: kept for later
+                async def watch_for_eof() -> None:
+                    nonlocal client_gone, budget
+                    while True:
+                        data = await stream.receive_some(4096)
+                        budget -= len(data)
+                        if not data or budget < 0:
+                            client_gone = True
+                            nursery.cancel_scope.cancel()
+                            return
+                        conn.receive_data(data)  # a pipelined request: kept for later
 
-            nursery.start_soon(watch_for_eof)
-            with contextlib.suppress(DuplicatePoll):  # checked above; kept for safety
-                wires = await session.poll()
-            nursery.cancel_scope.cancel()
-        if client_gone:
-            session.abort("transport error")
-            return False
-        body = eio.SEPARATOR.join(r for wire in wires for r in wire.records)
-        await reply.send(200, body.encode(), "text/plain; charset=UTF-8", cors)
-        return True
+                nursery.start_soon(watch_for_eof)
+                with contextlib.suppress(DuplicatePoll):  # checked above; kept for safety
+                    wires = await session.poll()
+                nursery.cancel_scope.cancel()
+            if client_gone:
+                session.abort("transport error")
+                return False
+            body = _SEPARATOR.join(record for wire in wires for record in wire.records())
+            await reply.send(200, body, "text/plain; charset=UTF-8", cors)
+            return True
 
     async def _post(
         self,
@@ -360,6 +475,7 @@ class EngineServer:
         session: Session,
         request: h11.Request,
         cors: Headers,
+        slot: _Handshaking | None = None,
     ) -> bool:
         limit = self.config.max_payload
         length = _content_length(request)
@@ -380,33 +496,66 @@ class EngineServer:
         try:
             chunks: list[bytes] = []
             size = 0
-            while True:
-                event = await _next_event(conn, stream)
-                if isinstance(event, h11.Data):
-                    size += len(event.data)
-                    if size > limit:
+            with trio.move_on_after(self.config.body_timeout) as body_deadline:
+                while True:
+                    event = await _next_event(conn, stream)
+                    if isinstance(event, h11.Data):
+                        size += len(event.data)
+                        if size > limit:
+                            session.abort("transport error")
+                            await reply.send(
+                                413, b"Payload Too Large", "text/plain", cors, close=True
+                            )
+                            return False
+                        chunks.append(bytes(event.data))
+                    elif isinstance(event, h11.EndOfMessage):
+                        break
+                    else:
                         session.abort("transport error")
-                        await reply.send(413, b"Payload Too Large", "text/plain", cors, close=True)
                         return False
-                    chunks.append(bytes(event.data))
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-                else:
-                    session.abort("transport error")
-                    return False
-            try:
-                packets = eio.decode_payload(b"".join(chunks).decode("utf-8"))
-            except (ProtocolError, UnicodeDecodeError) as exc:
-                log.info("session %s: malformed polling payload: %s", session.sid, exc)
-                session.abort("parse error")
-                await reply.error(400, BAD_REQUEST, cors)
-                return True
-            for packet in packets:
-                await session.receive(packet)
-            await reply.send(200, b"ok", "text/html", cors)
-            return True
+            if body_deadline.cancelled_caught:
+                self._ended["request_timeouts"] += 1
+                session.abort("transport error")
+                await reply.send(408, b"Request Timeout", "text/plain", cors, close=True)
+                return False
+            if slot is not None:
+                slot.release()  # the request is complete: no longer handshaking
+            with self._serving(session, "its polling POST"):
+                return await self._dispatch_payload(reply, session, b"".join(chunks), cors)
         finally:
             session.post_pending = False
+
+    async def _dispatch_payload(
+        self, reply: _Replier, session: Session, body: bytes, cors: Headers
+    ) -> bool:
+        """Hand a POST's packets to the session one by one, with a checkpoint every
+        :data:`POST_SLICE` of them, so one big body never holds the event loop.
+
+        As in the reference server, the packets before a malformed record are delivered and
+        the session then closes with a parse error.
+        """
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            log.info("session %s: polling payload is not UTF-8: %s", session.sid, exc)
+            session.abort("parse error")
+            await reply.error(400, BAD_REQUEST, cors)
+            return True
+        del body
+        try:
+            for n, packet in enumerate(eio.iter_payload(text), 1):
+                if not session.is_open:
+                    break  # closed meanwhile (a flood disconnected, say): the rest is moot
+                await session.receive(packet)
+                if n % POST_SLICE == 0:
+                    await trio.lowlevel.checkpoint()
+        except ProtocolError as exc:
+            log.info("session %s: malformed polling payload: %s", session.sid, exc)
+            session.abort("parse error")
+            await reply.error(400, BAD_REQUEST, cors)
+            return True
+        await reply.send(200, b"ok", "text/html", cors)
+        return True
 
     # ---- WebSocket -----------------------------------------------------------------------
     async def _websocket(
@@ -435,7 +584,7 @@ class EngineServer:
         elif not self.accepting:
             await reply.error(400, BAD_REQUEST, cors)
             raise _Upgraded
-        accept = base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest())
+        accept = generate_accept_token(key.encode("latin-1"))
         try:
             await stream.send_all(
                 conn.send(
@@ -473,20 +622,25 @@ class EngineServer:
         async def on_frame(frame: str | bytes) -> None:
             await session.receive(eio.decode_frame(frame))
 
-        async with trio.open_nursery() as nursery:
-            transport.attach(nursery)
-            try:
-                reason = await transport.read_loop(on_frame)
-            except ProtocolError as exc:
-                log.info("session %s: malformed packet: %s", session.sid, exc)
-                session.abort("parse error")
-                transport.close(CLOSE_PROTOCOL_ERROR, "parse error")
-                return
-            session.abort(reason)
-            transport.finish()
+        with self._serving(session, "its WebSocket"):
+            async with trio.open_nursery() as nursery:
+                transport.attach(nursery)
+                try:
+                    reason = await transport.read_loop(on_frame)
+                except ProtocolError as exc:
+                    log.info("session %s: malformed packet: %s", session.sid, exc)
+                    session.abort("parse error")
+                    transport.close(CLOSE_PROTOCOL_ERROR, "parse error")
+                    return
+                session.abort(reason)
+                transport.finish()
 
     async def _serve_upgrade(self, transport: WebSocketTransport, session: Session) -> None:
         """Probe, then switch the session from polling to this WebSocket."""
+        with self._serving(session, "its WebSocket upgrade"):
+            await self._upgrade(transport, session)
+
+    async def _upgrade(self, transport: WebSocketTransport, session: Session) -> None:
         upgraded = False
 
         async def on_frame(frame: str | bytes) -> None:
@@ -634,3 +788,76 @@ async def _send_simple(
         h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError
     ):
         await _Replier(conn, stream).send(status, text.encode(), "text/plain", close=True)
+
+
+class _Contained(Exception):
+    """A session's connection failed and has been dealt with (see ``_serving``)."""
+
+
+class _Handshaking:
+    """A connection's place among those that have not completed a request yet."""
+
+    __slots__ = ("_engine", "_host")
+
+    def __init__(self, engine: EngineServer, host: str) -> None:
+        self._engine: EngineServer | None = engine
+        self._host = host
+
+    def release(self) -> None:
+        """The connection completed a request (or closed); idempotent."""
+        if self._engine is not None:
+            self._engine._release(self._host)
+            self._engine = None
+
+
+_SEPARATOR = eio.SEPARATOR.encode()
+
+_BUSY_BODY = b"Too many connections handshaking: retry later\n"
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"content-type: text/plain\r\n"
+    b"retry-after: 1\r\n"
+    b"connection: close\r\n"
+    b"content-length: %d\r\n"
+    b"\r\n" % len(_BUSY_BODY)
+) + _BUSY_BODY
+
+
+async def _refuse_busy(stream: trio.SocketStream) -> None:
+    """Past the handshaking limits: say so and close, before reading anything."""
+    with trio.move_on_after(1.0), contextlib.suppress(trio.BrokenResourceError, OSError):
+        await stream.send_all(_BUSY)
+    with trio.CancelScope(shield=True):
+        await stream.aclose()
+
+
+def _peer(address: tuple[str, int] | None) -> str:
+    return f"{address[0]}:{address[1]}" if address else "an unknown address"
+
+
+def _request_started(conn: h11.Connection) -> bool:
+    """Whether a request has begun arriving (bytes of it buffered, or its headers read)."""
+    return conn.their_state is not h11.IDLE or bool(conn.trailing_data[0])
+
+
+async def _next_request(
+    conn: h11.Connection,
+    stream: trio.abc.ReceiveStream,
+    deadline: trio.CancelScope,
+    header_timeout: float,
+) -> Any:
+    """The next request's headers; once its first byte is in, they are due within
+    ``header_timeout`` (``deadline`` is the wait for that first byte)."""
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            if conn.trailing_data[0]:
+                deadline.deadline = min(deadline.deadline, trio.current_time() + header_timeout)
+            data = await stream.receive_some(65536)
+            if data:
+                deadline.deadline = min(deadline.deadline, trio.current_time() + header_timeout)
+            conn.receive_data(bytes(data))
+            continue
+        if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+            return None
+        return event

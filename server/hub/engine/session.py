@@ -80,6 +80,7 @@ class Session:
         request: RequestInfo,
         transport: Transport,
         on_removed: Callable[[Session], None],
+        on_fault: Callable[[Session], None] | None = None,
     ) -> None:
         self.sid = secrets.token_urlsafe(15)
         self.config = config
@@ -92,12 +93,17 @@ class Session:
         #: A list, not a deque: it is only appended to and taken whole, and an empty deque
         #: costs 600 bytes, a tenth of an idle connection.
         self.queue: list[Wire] = []
+        #: The size of what is queued, in bytes (see EngineConfig.max_queue_bytes).
+        self.queued_bytes = 0
+        #: Set when a task of this session's tree failed (the engine counts it).
+        self.fault: BaseException | None = None
         #: Counted here so the Socket.IO layer and /metrics can read them.
         self.dropped_volatile = 0
         #: Engine.IO messages queued or written for the client (pings not counted).
         self.packets_out = 0
         self._heartbeat = heartbeat
         self._on_removed = on_removed
+        self._on_fault = on_fault
         # long-polling state
         self.poll_pending = False
         self.post_pending = False
@@ -148,6 +154,9 @@ class Session:
                 task_status.started()
                 await self._closed.wait()
                 nursery.cancel_scope.cancel()
+        except Exception as exc:
+            # a task of this session's tree failed: it ends this session, and only this one
+            self.failed(exc, "a task of its tree")
         finally:
             self.state = State.CLOSED
             handler = self.handler
@@ -166,15 +175,27 @@ class Session:
         if self.state is not State.OPEN:
             return
         self.queue.append(CLOSE)
+        self.queued_bytes += CLOSE.nbytes
         self._finish(reason, State.CLOSING)
         self.transport.notify()
         self.wake_poll()
+
+    def failed(self, error: BaseException, where: str) -> None:
+        """An unexpected error in this session's connection or tasks: log it with the sid,
+        and end the session (its clients reconnect; with recovery, with their state)."""
+        if self.fault is None:
+            self.fault = error
+            if self._on_fault is not None:
+                self._on_fault(self)
+        log.error("session %s: %s failed; closing the session", self.sid, where, exc_info=error)
+        self.abort("transport error")
 
     def abort(self, reason: str) -> None:
         """The client went away or broke the protocol: nothing more is sent."""
         if self.state is State.CLOSED:
             return
         self.queue.clear()
+        self.queued_bytes = 0
         self._finish(reason, State.CLOSED)
         self.transport.notify()
         self.wake_poll()
@@ -202,17 +223,27 @@ class Session:
         if self.state is not State.OPEN:
             return False
         if not self.queue and self.transport.try_write(wire):
-            self.packets_out += len(wire.packets)
+            self.packets_out += wire.count
             return True
-        if bounded and len(self.queue) >= self.config.max_queue:
+        config = self.config
+        if bounded and (
+            len(self.queue) >= config.max_queue
+            or self.queued_bytes + wire.nbytes > config.max_queue_bytes
+        ):
             if volatile:
                 self.dropped_volatile += 1
                 return False
-            log.warning("session %s closed: slow consumer (%d queued)", self.sid, len(self.queue))
+            log.warning(
+                "session %s closed: slow consumer (%d packets, %d bytes queued)",
+                self.sid,
+                len(self.queue),
+                self.queued_bytes,
+            )
             self.close("slow consumer")
             return False
         self.queue.append(wire)
-        self.packets_out += len(wire.packets)
+        self.queued_bytes += wire.nbytes
+        self.packets_out += wire.count
         self.transport.notify()
         self.wake_poll()
         return True
@@ -222,6 +253,7 @@ class Session:
             if not self.queue and self.transport.try_write(PING):
                 return
             self.queue.append(PING)
+            self.queued_bytes += PING.nbytes
             self.transport.notify()
             self.wake_poll()
 
@@ -231,6 +263,7 @@ class Session:
     def take_all(self) -> list[Wire]:
         items = self.queue
         self.queue = []
+        self.queued_bytes = 0
         if self.state is State.CLOSING and items and items[-1].is_close:
             self.state = State.CLOSED
         return items
@@ -255,6 +288,7 @@ class Session:
             # a pending GET ends cleanly with a NOOP, as the reference server does
             self.queue.clear()
             self.queue.append(NOOP)
+            self.queued_bytes = NOOP.nbytes
             self._finish("transport close", State.CLOSING)
             self.wake_poll()
         else:

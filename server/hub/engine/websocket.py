@@ -39,6 +39,9 @@ CLOSE_GRACE = 1.0
 #: be written within this many seconds; a peer that does not read it in time (a stalled client
 #: after a ping timeout or a slow-consumer close) has its connection cut.
 CLOSE_FLUSH_TIMEOUT = 5.0
+#: Messages the reader delivers between two checkpoints: one chunk of 64 KiB can hold
+#: thousands of tiny frames, and working through them must not hold the event loop.
+READ_SLICE = 128
 
 
 class PayloadTooLarge(Exception):
@@ -157,7 +160,10 @@ class WebSocketTransport:
             self._kicked = True
             return
         self._writer_running = True
-        self._nursery.start_soon(self._write)
+        try:
+            self._nursery.start_soon(self._write)
+        except RuntimeError:  # the connection's nursery has closed: nothing more goes out
+            self._nursery = None
 
     async def _write(self) -> None:
         assert self._nursery is not None
@@ -211,6 +217,7 @@ class WebSocketTransport:
         data: list[bytes] = []
         size = 0
         limit = self.config.max_payload
+        delivered = 0
         try:
             first = True
             while True:
@@ -241,6 +248,9 @@ class WebSocketTransport:
                             data.clear()
                             size = 0
                             await on_frame(frame)
+                            delivered += 1
+                            if delivered % READ_SLICE == 0:
+                                await trio.lowlevel.checkpoint()
                     elif isinstance(event, Ping):
                         self._control.append(self.ws.send(event.response()))
                         self._kick()

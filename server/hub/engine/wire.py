@@ -1,14 +1,20 @@
 """Outbound packets encoded once and shared by every recipient.
 
 A broadcast to a thousand clients builds one :class:`Wire`; each WebSocket recipient writes the
-same frame bytes and each polling recipient the same text records. Server-to-client WebSocket
-frames are unmasked, so the bytes are identical for all.
+same frame bytes and each polling recipient the records cut from those same bytes.
+Server-to-client WebSocket frames are unmasked, so the bytes are identical for all.
+
+A wire holds one encoding only, the frames, encoded when it is built: memory is one copy of
+each packet (what the outbound queues and the recovery buffer count, in bytes), and a packet
+that cannot be encoded fails where it is made, in the task that sends it, never in the
+writer or the poll of a connection it was meant for.
 """
 
 from __future__ import annotations
 
+import base64
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from server.hub.protocol import engineio as eio
 
@@ -29,44 +35,65 @@ def ws_frame(payload: bytes, opcode: int) -> bytes:
     return header + payload
 
 
-class Wire:
-    """A sequence of Engine.IO packets with their WebSocket and polling encodings cached."""
+def _frame_of(packet: eio.Packet) -> bytes:
+    encoded = eio.encode_frame(packet)
+    if isinstance(encoded, bytes):
+        return ws_frame(encoded, OP_BINARY)
+    return ws_frame(encoded.encode("utf-8"), OP_TEXT)
 
-    __slots__ = ("_frames", "_records", "packets")
+
+def iter_frames(frames: bytes) -> Iterator[tuple[int, memoryview]]:
+    """``(opcode, payload)`` of each unmasked frame in ``frames`` (as :func:`ws_frame` makes
+    them)."""
+    view = memoryview(frames)
+    i, end = 0, len(frames)
+    while i < end:
+        opcode = view[i] & 0x0F
+        n = view[i + 1] & 0x7F
+        i += 2
+        if n == 126:
+            n = int.from_bytes(view[i : i + 2], "big")
+            i += 2
+        elif n == 127:
+            n = int.from_bytes(view[i : i + 8], "big")
+            i += 8
+        yield opcode, view[i : i + n]
+        i += n
+
+
+class Wire:
+    """A sequence of Engine.IO packets, kept as their WebSocket frames."""
+
+    __slots__ = ("count", "frames", "is_close")
 
     def __init__(self, packets: Sequence[eio.Packet]) -> None:
-        self.packets = tuple(packets)
-        self._frames: bytes | None = None
-        self._records: list[str] | None = None
+        #: All packets as consecutive WebSocket frames: the one encoding kept.
+        self.frames = (
+            _frame_of(packets[0])
+            if len(packets) == 1
+            else b"".join(_frame_of(packet) for packet in packets)
+        )
+        #: How many Engine.IO packets (messages, for the counters) it holds.
+        self.count = len(packets)
+        self.is_close = len(packets) == 1 and packets[0].type is eio.PacketType.CLOSE
 
     @classmethod
     def messages(cls, messages: Sequence[str | bytes]) -> Wire:
         return cls([eio.message(m) for m in messages])
 
     @property
-    def frames(self) -> bytes:
-        """All packets as consecutive WebSocket frames."""
-        if self._frames is None:
-            parts = []
-            for packet in self.packets:
-                encoded = eio.encode_frame(packet)
-                if isinstance(encoded, bytes):
-                    parts.append(ws_frame(encoded, OP_BINARY))
-                else:
-                    parts.append(ws_frame(encoded.encode(), OP_TEXT))
-            self._frames = b"".join(parts)
-        return self._frames
+    def nbytes(self) -> int:
+        """What it costs to hold (and to write): the size of its frames."""
+        return len(self.frames)
 
-    @property
-    def records(self) -> list[str]:
-        """All packets as long-polling records (joined by the caller with ``\\x1e``)."""
-        if self._records is None:
-            self._records = [eio.encode_text(p) for p in self.packets]
-        return self._records
-
-    @property
-    def is_close(self) -> bool:
-        return len(self.packets) == 1 and self.packets[0].type is eio.PacketType.CLOSE
+    def records(self) -> Iterator[bytes]:
+        """The packets as long-polling records, UTF-8 (joined by the caller with ``\\x1e``):
+        a text frame's payload is the record itself, a binary one becomes ``b`` + base64."""
+        for opcode, payload in iter_frames(self.frames):
+            if opcode == OP_BINARY:
+                yield b"b" + base64.b64encode(payload)
+            else:
+                yield bytes(payload)
 
 
 PING = Wire([eio.PING])

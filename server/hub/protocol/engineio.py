@@ -8,7 +8,7 @@ joined by the record separator ``\\x1e`` and a binary message is ``b`` plus base
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -97,6 +97,23 @@ def encode_payload(packets: Iterable[Packet]) -> str:
 
 def decode_payload(body: str) -> list[Packet]:
     """Split a long-polling request body into packets; any malformed record fails the whole."""
+    return list(iter_payload(body))
+
+
+def iter_payload(body: str) -> Iterator[Packet]:
+    """The packets of a long-polling request body, decoded one at a time as they are taken.
+
+    A body may hold hundreds of thousands of packets: nothing is split or decoded ahead of
+    the consumer, which can deliver each one (and yield to others) as it goes. A malformed
+    record raises :class:`ProtocolError` when it is reached.
+    """
     if not body:
         raise ProtocolError("empty payload")
-    return [decode_text(record) for record in body.split(SEPARATOR)]
+    start = 0
+    while True:
+        end = body.find(SEPARATOR, start)
+        if end == -1:
+            yield decode_text(body[start:])
+            return
+        yield decode_text(body[start:end])
+        start = end + 1

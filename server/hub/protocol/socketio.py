@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from server.hub.protocol import jsontext
 from server.hub.protocol.errors import ProtocolError
 
 #: Event names with a meaning of their own in the stock clients; a peer may not send them.
@@ -58,8 +59,9 @@ class Packet:
 
 
 def _dumps(value: Any) -> str:
+    # a lone surrogate a client sent (as a JSON escape) goes back out as that escape
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return jsontext.dumps(value)
     except ValueError as exc:  # NaN / Infinity have no JSON form
         raise TypeError(f"cannot send {value!r} as JSON: {exc}") from None
 
