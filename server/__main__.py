@@ -27,7 +27,7 @@ from server.hub.bridge import Bridge
 from server.lifecycle import cancel_on_signal, print_dev_banner
 from server.realtime import Realtime, TokenVerifier, run_monitor
 from server.realtime.demo import demo_tokens, seed
-from server.settings import Settings, parse
+from server.settings import MIN_SECRET_BYTES, Settings, parse
 from server.store import open_store
 
 log = logging.getLogger("server")
@@ -53,6 +53,10 @@ def build_hub(settings: Settings) -> Hub:
         connect_timeout=settings.connect_timeout,
         connection_state_recovery=settings.recovery,
         max_disconnection_duration=settings.recovery_window,
+        # a resumed connection shows its token again: credentials do not outlive their expiry
+        recovery_skips_middlewares=False,
+        max_handshaking_per_address=settings.max_handshaking_per_address,
+        max_handshaking=settings.max_handshaking,
     )
 
 
@@ -70,9 +74,15 @@ async def run(
         if bridge is not None:
             bridge.install(hub)
         verifier = TokenVerifier(settings.jwt_secret)
-        if len(settings.jwt_secret.encode()) < 32:
+        if len(settings.jwt_secret.encode()) < MIN_SECRET_BYTES:  # --dev only (parse refuses)
             log.warning("JWT_SECRET is shorter than 32 bytes: HS256 wants at least 32")
-        realtime = Realtime(hub, store, verifier).install()
+        realtime = Realtime(
+            hub,
+            store,
+            verifier,
+            rate_limits=dict(settings.rate_limits),
+            flood_disconnect=settings.flood_disconnect,
+        ).install()
         demo_project_id = await seed(store) if settings.dev else None
         app = create_app(
             hub,

@@ -8,6 +8,9 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from server.hub import Rate
+from server.realtime.service import DEFAULT_FLOOD_DISCONNECT, DEFAULT_RATE_LIMITS
+
 DEFAULT_PORT = 4000
 DEFAULT_HUB_PORT = 4001
 DEFAULT_DATABASE_URL = "sqlite:///./data/app.db"
@@ -15,6 +18,13 @@ DEFAULT_DATABASE_URL = "sqlite:///./data/app.db"
 NO_SECRET = (
     "JWT_SECRET is not set: set it to the secret your tokens are signed with (HS256), "
     "or start with --dev to try the server with demo tokens"
+)
+#: RFC 7518 3.2: an HS256 key must be at least as long as the hash, 256 bits.
+MIN_SECRET_BYTES = 32
+SHORT_SECRET = (
+    f"JWT_SECRET is {{n}} bytes long: HS256 needs a secret of at least {MIN_SECRET_BYTES} "
+    "bytes (RFC 7518), or anyone who sees a token can find it by brute force; "
+    "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 )
 
 
@@ -50,6 +60,13 @@ class Settings:
     #: missed events back if it returns within ``recovery_window`` seconds.
     recovery: bool = True
     recovery_window: float = 120.0
+    #: Per user and event (``*`` for the others); empty: no limits.
+    rate_limits: tuple[tuple[str, Rate], ...] = tuple(DEFAULT_RATE_LIMITS.items())
+    #: Refusals in a burst before a flooding user's socket is disconnected (0: never).
+    flood_disconnect: int = DEFAULT_FLOOD_DISCONNECT
+    #: Connections that have not completed a request yet, per client address and overall.
+    max_handshaking_per_address: int = 128
+    max_handshaking: int = 1024
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:
@@ -149,12 +166,51 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         default=default("RECOVERY_WINDOW", d.recovery_window),
         help="seconds a dropped client has to come back with its state (RECOVERY_WINDOW)",
     )
+    parser.add_argument(
+        "--rate-limit",
+        action="append",
+        metavar="EVENT=RATE",
+        help="per-user limit of one event, e.g. chatMessage=5/s:20 (5 a second, bursts of "
+        "20); '*' for every other event; EVENT=off lifts one; 'off' lifts all; repeatable "
+        "(RATE_LIMITS, comma-separated). Default: "
+        + ", ".join(f"{event}={rate}" for event, rate in d.rate_limits),
+    )
+    parser.add_argument(
+        "--flood-disconnect",
+        type=int,
+        default=default("FLOOD_DISCONNECT", d.flood_disconnect),
+        help="refused events in a burst before a flooding user is disconnected; 0: never "
+        "(FLOOD_DISCONNECT)",
+    )
+    parser.add_argument(
+        "--max-handshaking-per-address",
+        type=int,
+        default=default("MAX_HANDSHAKING_PER_ADDRESS", d.max_handshaking_per_address),
+        help="connections from one address that have not completed a request yet; past it "
+        "a new one is answered 503; 0: no limit (MAX_HANDSHAKING_PER_ADDRESS)",
+    )
+    parser.add_argument(
+        "--max-handshaking",
+        type=int,
+        default=default("MAX_HANDSHAKING", d.max_handshaking),
+        help="the same, from all addresses together (MAX_HANDSHAKING)",
+    )
     args = parser.parse_args(argv)
     secret = env.get("JWT_SECRET", "")
     if not secret:
         if not args.dev:
             parser.error(NO_SECRET)
         secret = secrets.token_urlsafe(32)  # dev: tokens last as long as this process
+    elif len(secret.encode()) < MIN_SECRET_BYTES and not args.dev:
+        parser.error(SHORT_SECRET.format(n=len(secret.encode())))
+    try:
+        rate_limits = _rate_limits(args.rate_limit or env.get("RATE_LIMITS", "").split(","))
+    except ValueError as exc:
+        parser.error(f"--rate-limit / RATE_LIMITS: {exc}")
+    if args.flood_disconnect < 0:
+        parser.error("--flood-disconnect must be 0 or more")
+    if args.max_handshaking_per_address < 0 or args.max_handshaking < 0:
+        parser.error("--max-handshaking and --max-handshaking-per-address must be 0 or more")
     if not args.database_url.startswith("sqlite:///"):
         parser.error(
             f"--database-url / DATABASE_URL: only sqlite:///path is supported, "
@@ -181,4 +237,28 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         redis_url=args.redis_url,
         recovery=args.recovery,
         recovery_window=args.recovery_window,
+        rate_limits=rate_limits,
+        flood_disconnect=args.flood_disconnect,
+        max_handshaking_per_address=args.max_handshaking_per_address,
+        max_handshaking=args.max_handshaking,
     )
+
+
+def _rate_limits(items: Sequence[str]) -> tuple[tuple[str, Rate], ...]:
+    """The defaults, changed by ``EVENT=RATE`` / ``EVENT=off`` items; ``off`` alone: none."""
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for raw in items:
+        item = raw.strip()
+        if not item:
+            continue
+        if item == "off":
+            limits.clear()
+            continue
+        event, sep, rate = item.partition("=")
+        if not sep or not event.strip():
+            raise ValueError(f"{item!r} is not EVENT=RATE (e.g. chatMessage=5/s:20) or 'off'")
+        if rate.strip() == "off":
+            limits.pop(event.strip(), None)
+        else:
+            limits[event.strip()] = Rate.parse(rate)
+    return tuple(limits.items())

@@ -15,6 +15,7 @@ import jwt
 import pytest
 import socketio
 
+from server.hub import Rate
 from server.settings import parse
 from tests.node_harness import free_port
 
@@ -133,3 +134,44 @@ def test_settings_of_the_real_time_service() -> None:
     assert (settings.database_url, settings.db_threads) == ("sqlite:////tmp/x.db", 2)
     with pytest.raises(SystemExit):
         parse([], env={"JWT_SECRET": "s" * 32, "DATABASE_URL": "postgresql://db/app"})
+
+
+def test_refuses_a_short_secret_outside_dev(tmp_path: Path) -> None:
+    env = server_env(tmp_path)
+    env["JWT_SECRET"] = "s" * 31
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "--port", "0", "--hub-port", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "JWT_SECRET is 31 bytes long: HS256 needs a secret of at least 32 bytes" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "app.db").exists()
+    # --dev takes a short one, for trying things out
+    assert parse(["--dev"], env={"JWT_SECRET": "short"}).jwt_secret == "short"
+
+
+def test_rate_limits_and_handshake_limits_are_settings() -> None:
+    env = {"JWT_SECRET": "s" * 32}
+    defaults = dict(parse([], env=env).rate_limits)
+    assert defaults["chatMessage"] == Rate(5, 20)
+    changed = dict(
+        parse(["--rate-limit", "chatMessage=2/s:4", "--rate-limit", "typing=off"], env=env)
+        .rate_limits
+    )
+    assert changed["chatMessage"] == Rate(2, 4) and "typing" not in changed
+    assert changed["cursorMove"] == defaults["cursorMove"]
+    assert parse(["--rate-limit", "off"], env=env).rate_limits == ()
+    from_env = parse([], env={**env, "RATE_LIMITS": "*=1/s:1,chatMessage=off"}).rate_limits
+    assert dict(from_env)["*"] == Rate(1, 1) and "chatMessage" not in dict(from_env)
+    for bad in ("chatMessage", "chatMessage=fast", "=1/s"):
+        with pytest.raises(SystemExit):
+            parse(["--rate-limit", bad], env=env)
+    settings = parse(["--max-handshaking", "10", "--max-handshaking-per-address", "0"], env=env)
+    assert (settings.max_handshaking, settings.max_handshaking_per_address) == (10, 0)

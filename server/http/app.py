@@ -27,6 +27,8 @@ log = logging.getLogger("server.http")
 
 #: The largest request body the API reads.
 MAX_BODY = 1_000_000
+#: Seconds a request's body may go without a byte arriving.
+READ_TIMEOUT = 30
 
 
 def create_app(
@@ -97,4 +99,7 @@ async def serve_app(
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 2.0
+    # a request whose body stops arriving is closed after this many seconds without a byte
+    # (Hypercorn's keep-alive timeout already closes a connection that sends no request)
+    config.read_timeout = READ_TIMEOUT
     await serve(app, config, task_status=task_status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import trio
 from quart import Blueprint, Response, jsonify
 
 from server.hub import Hub
@@ -82,6 +83,39 @@ def render(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> str:
     out.metric(
         "hub_handler_errors_total", "counter", "Event handlers that failed.", [("", handler_errors)]
     )
+    out.metric(
+        "hub_connection_errors_total",
+        "counter",
+        "Connections ended by an unexpected error in their reader, writer, poll or tasks.",
+        [("", totals["connection_errors"])],
+    )
+    out.metric(
+        "hub_request_timeouts_total",
+        "counter",
+        "HTTP requests whose headers or body did not arrive in time (408, closed).",
+        [("", totals["request_timeouts"])],
+    )
+    out.metric(
+        "hub_handshaking_connections",
+        "gauge",
+        "Connections open now that have not completed a request yet.",
+        [("", hub.engine.handshaking)],
+    )
+    out.metric(
+        "hub_connections_refused_total",
+        "counter",
+        "New connections answered 503 at once: too many handshaking.",
+        [
+            ('{limit="per_address"}', totals["refused_handshaking_per_address"]),
+            ('{limit="total"}', totals["refused_handshaking_total"]),
+        ],
+    )
+    out.metric(
+        "hub_events_refused_total",
+        "counter",
+        "Incoming events refused by a middleware (a rate limit, say).",
+        [("", stats["events_refused"])],
+    )
     if realtime is not None:
         rooms = realtime.room_users()
         out.metric(
@@ -107,6 +141,37 @@ def render(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> str:
             "counter",
             "Chat messages stored and sent.",
             [("", realtime.stats["messages"])],
+        )
+        limiter = realtime.limiter
+        limited = limiter.stats if limiter is not None else Counter[str]()
+        out.metric(
+            "realtime_rate_limited_total",
+            "counter",
+            "Events over their per-user rate limit, refused (acks answered, volatile dropped).",
+            [
+                (f'{{event="{_label(key.removeprefix("refused:"))}"}}', n)
+                for key, n in sorted(limited.items())
+                if key.startswith("refused:")
+            ],
+        )
+        out.metric(
+            "realtime_flood_disconnects_total",
+            "counter",
+            "Sockets disconnected for flooding past their rate limits.",
+            [("", limited["disconnects"])],
+        )
+        health = realtime.store.health
+        out.metric(
+            "store_up",
+            "gauge",
+            "0 while database calls fail (within the last few seconds), else 1.",
+            [("", int(not health.failing))],
+        )
+        out.metric(
+            "store_errors_total",
+            "counter",
+            "Database calls that failed with a database error.",
+            [("", health.errors)],
         )
         latency = realtime.store.latency
         samples: list[tuple[str, float]] = []
@@ -158,6 +223,28 @@ def _bridge_metrics(out: _Text, healthy: bool, stats: Counter[str]) -> None:
         out.metric(f"bridge_{key}_total", "counter", help, [("", stats[key])])
 
 
+#: How long /healthz waits for the database to answer.
+PING_TIMEOUT = 2.0
+
+
+async def _store_health(realtime: Realtime) -> dict[str, Any]:
+    store = realtime.store
+    health = store.health
+    error = ""
+    with trio.move_on_after(PING_TIMEOUT) as scope:
+        try:
+            await store.ping()
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+    if scope.cancelled_caught:
+        error = f"no answer within {PING_TIMEOUT:g} s"
+    if not error and health.failing:
+        error = health.last_error
+    if error:
+        return {"status": "failing", "error": error}
+    return {"status": "ok"}
+
+
 def create_monitoring(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> Blueprint:
     bp = Blueprint("monitoring", __name__)
 
@@ -173,6 +260,11 @@ def create_monitoring(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> 
             # degraded is still 200: this node serves its own clients without Redis
             body["status"] = bridge.status
             body["bridge"] = {"status": bridge.status, "uid": bridge.uid}
+        if realtime is not None:
+            store = await _store_health(realtime)
+            body["store"] = store
+            if store["status"] != "ok":
+                body["status"] = "degraded"
         return jsonify(body)
 
     return bp

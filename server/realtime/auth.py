@@ -15,6 +15,8 @@ from typing import Any
 
 import jwt
 
+from server.hub.protocol.jsontext import has_lone_surrogate
+
 ALGORITHM = "HS256"
 #: What a client is told; a ``connect_error`` handler can match these and refresh its token.
 TOKEN_MISSING = "Authentication token missing"
@@ -63,6 +65,9 @@ class TokenVerifier:
         role = claims.get("role", "member")
         if not isinstance(user_name, str) or not isinstance(role, str):
             raise InvalidToken("userName and role must be strings")
+        if any(has_lone_surrogate(v) for v in (str(user_id), user_name, role)):
+            # a claim that is not text cannot be stored or shown: the token is malformed
+            raise InvalidToken("userId, userName and role must be valid Unicode text")
         return Identity(str(user_id), user_name or str(user_id), role)
 
     def issue(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from server.hub.protocol.jsontext import has_lone_surrogate
+
 #: The longest chat message, in characters.
 MAX_MESSAGE = 4000
 MAX_TITLE = 200
@@ -40,6 +42,14 @@ def optional_ident(value: Any, name: str) -> int | None:
     return None if value is None else ident(value, name)
 
 
+def _unicode(value: str, name: str) -> str:
+    # JSON can carry a lone UTF-16 surrogate ("\ud800"): it is no character, cannot be
+    # stored as UTF-8 text, and is refused like any other malformed input
+    if has_lone_surrogate(value):
+        raise Invalid(f"{name} is not valid Unicode text (it holds a lone surrogate)")
+    return value
+
+
 def text(value: Any, name: str, max_len: int) -> str:
     """A non-blank string of at most ``max_len`` characters (kept as sent)."""
     if not isinstance(value, str):
@@ -48,7 +58,7 @@ def text(value: Any, name: str, max_len: int) -> str:
         raise Invalid(f"{name} must not be empty")
     if len(value) > max_len:
         raise Invalid(f"{name} is longer than {max_len} characters")
-    return value
+    return _unicode(value, name)
 
 
 def optional_text(value: Any, name: str, max_len: int) -> str:
@@ -59,7 +69,7 @@ def optional_text(value: Any, name: str, max_len: int) -> str:
         raise Invalid(f"{name} must be a string")
     if len(value) > max_len:
         raise Invalid(f"{name} is longer than {max_len} characters")
-    return value
+    return _unicode(value, name)
 
 
 def user_id(value: Any, name: str) -> str:

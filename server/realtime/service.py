@@ -7,17 +7,24 @@ error answer, never a dropped connection.
 
 Presence is per user: ``userJoined`` goes to a project room when a user's first socket joins
 it, ``userLeft`` when their last one leaves it or disconnects. A second tab is no arrival.
+
+Every event a client sends is rate-limited per user (all their tabs together) and per event
+(:data:`DEFAULT_RATE_LIMITS`): over the limit the event is refused, answered
+``{ok: false, error: "Rate limit exceeded"}`` when it asked for an ack, and a user who keeps
+flooding is disconnected. A connection that resumes (connection state recovery) is
+authenticated again, like a new one: a token that expired meanwhile is refused as usual, and
+a token of another user gets a new socket instead of the old one's rooms.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 from typing import Any
 
-from server.hub import ConnectRefused, Hub, Socket
+from server.hub import ConnectRefused, Hub, Rate, RateLimiter, RecoveryDeclined, Socket
 from server.realtime import payloads as p
 from server.realtime.access import NO_ACCESS, Access
 from server.realtime.auth import TOKEN_INVALID, TOKEN_MISSING, Identity, InvalidToken, TokenVerifier
@@ -28,9 +35,27 @@ log = logging.getLogger("realtime")
 
 Answer = dict[str, Any]
 
+#: Per user and event: what a chat needs (a message every 200 ms on average, bursts of 20),
+#: looser for what the page sends as the pointer moves (20 a second per tab) or as the user
+#: types, and a limit on everything else (``*``).
+DEFAULT_RATE_LIMITS: dict[str, Rate] = {
+    "chatMessage": Rate(per_second=5, burst=20),
+    "typing": Rate(per_second=10, burst=20),
+    "cursorMove": Rate(per_second=60, burst=120),
+    "*": Rate(per_second=20, burst=50),
+}
+#: Refusals in a burst (sustained above a tenth of it a second) before a user's socket is
+#: disconnected as a flood.
+DEFAULT_FLOOD_DISCONNECT = 100
+
 
 def project_room(project_id: int) -> str:
     return f"project:{project_id}"
+
+
+def _user_of(socket: Socket) -> Any:
+    """Whose budget an event is counted in: the user's, across all their tabs."""
+    return socket.data.get("userId", socket.id)
 
 
 def identity(socket: Any) -> Identity:
@@ -62,10 +87,28 @@ def _answers(
 class Realtime:
     """Owns the hub's handlers for the project tool, and what they need to remember."""
 
-    def __init__(self, hub: Hub, store: Store, verifier: TokenVerifier) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        store: Store,
+        verifier: TokenVerifier,
+        *,
+        rate_limits: Mapping[str, Rate] | None = DEFAULT_RATE_LIMITS,
+        flood_disconnect: int = DEFAULT_FLOOD_DISCONNECT,
+    ) -> None:
         self.hub = hub
         self.store = store
         self.verifier = verifier
+        #: None when no limit is set (``rate_limits`` empty or None).
+        self.limiter: RateLimiter | None = None
+        if rate_limits:
+            limits = dict(rate_limits)
+            self.limiter = RateLimiter(
+                limits,
+                default=limits.pop("*", None),
+                key=_user_of,
+                disconnect_after=flood_disconnect,
+            )
         self.access = Access(store)
         self.notifier = Notifier(hub, store)
         #: This process's sockets per project room: project id -> {socket id: user id}.
@@ -79,6 +122,8 @@ class Realtime:
     def install(self) -> Realtime:
         hub = self.hub
         hub.use(self.authenticate)
+        if self.limiter is not None:
+            hub.use_incoming(self.limiter)
         hub.on("connect", self.on_connect)
         hub.on("disconnect", self.on_disconnect)
         hub.on("joinProject", self.join_project)
@@ -102,11 +147,15 @@ class Realtime:
             self.stats["auth_refused"] += 1
             log.info("connection refused: %s", exc)
             raise ConnectRefused(TOKEN_INVALID) from None
+        if socket.recovered and socket.data.get("userId") != who.user_id:
+            # the resumed session was another user's: this one starts afresh
+            self.stats["recoveries_declined"] += 1
+            raise RecoveryDeclined
         socket.data.update(userId=who.user_id, userName=who.user_name, role=who.role)
 
     async def on_connect(self, socket: Socket) -> None:
         who = identity(socket)
-        if not getattr(socket, "recovered", False):
+        if not socket.recovered:
             await self.notifier.welcome(socket, who.user_id)
             return
         # Connection state recovery gave the socket back its rooms, and the events it missed

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from server.store.health import Health
 from server.store.timing import Latency
 
 #: The task statuses a board has columns for.
@@ -131,6 +132,8 @@ class Store(ABC):
 
     #: Time spent per operation, for /metrics.
     latency: Latency
+    #: Database errors, for /healthz and /metrics.
+    health: Health
 
     # ---- projects and members ------------------------------------------------------------
     @abstractmethod
@@ -216,5 +219,9 @@ class Store(ABC):
         """Mark one of ``user_id``'s notifications read; False if it is not theirs."""
 
     # ---- lifetime ------------------------------------------------------------------------
+    @abstractmethod
+    async def ping(self) -> None:
+        """Read something from the database; raises if it cannot (see :mod:`.health`)."""
+
     @abstractmethod
     async def aclose(self) -> None: ...

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import trio
 
 from server.store.base import Member, Message, Notification, Project, Store, Task, now_iso
+from server.store.health import Health
 from server.store.migrations import migrate
 from server.store.timing import Latency
 
@@ -32,6 +33,10 @@ _TASK_COLUMNS = (
     "id, project_id, title, description, status, assignee_id, created_by, created_at, updated_at"
 )
 _TASK_FIELDS = {"title", "description", "status", "assignee_id"}
+
+
+#: Errors about what was asked, not about the database: they say nothing of its health.
+_NOT_A_DATABASE_FAULT = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError)
 
 
 def _task(row: Any) -> Task:
@@ -52,6 +57,7 @@ class SQLiteStore(Store):
         self.path = str(path)
         self.busy_timeout = busy_timeout
         self.latency = Latency()
+        self.health = Health()
         self._limiter = trio.CapacityLimiter(max_threads)
         self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all: list[sqlite3.Connection] = []
@@ -91,8 +97,16 @@ class SQLiteStore(Store):
         start = time.perf_counter()
         try:
             return await trio.to_thread.run_sync(self._in_thread, fn, limiter=self._limiter)
+        except sqlite3.DatabaseError as exc:
+            if not isinstance(exc, _NOT_A_DATABASE_FAULT):
+                self.health.failed(exc)
+            raise
         finally:
             self.latency.observe(op, time.perf_counter() - start)
+
+    async def ping(self) -> None:
+        # reads the schema from the file (SELECT 1 would touch no page of it)
+        await self._run("ping", lambda conn: conn.execute("PRAGMA schema_version").fetchone())
 
     async def aclose(self) -> None:
         def close_all() -> None:

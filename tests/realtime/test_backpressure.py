@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
-from tests.realtime.harness import Service, make_project, token
+from tests.realtime.harness import Service, make_project, serving, token
+
+
+@pytest.fixture
+async def svc(tmp_path: Path) -> AsyncIterator[Service]:
+    """The service without rate limits: these tests flood on purpose, to fill queues."""
+    async with serving(tmp_path, rate_limits=()) as service:
+        yield service
 
 
 def metric(text: str, name: str) -> float:

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import trio
 
@@ -93,3 +94,86 @@ async def recovery_scenario(svc: Service) -> None:
     finally:
         await bob.disconnect()
     assert svc.running.realtime.room_users() == {}
+
+
+RESUME_SCRIPT = """
+import { io } from "socket.io-client";
+const [url, shortLived, expiresAt, fresh, other, project] = JSON.parse(process.argv.at(-1));
+const step = (promise) => Promise.race([
+  promise, new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), 8000)),
+]);
+const chat = (socket, message) =>
+  step(socket.emitWithAck("chatMessage", { projectId: project, message }));
+const result = {};
+
+// 1. the token expires while the connection is down: the resume is refused as usual; with a
+//    fresh token the same session comes back, rooms and all
+const socket = io(url, { auth: { token: shortLived }, transports: ["websocket"] });
+await step(new Promise((resolve) => socket.on("connect", resolve)));
+result.firstId = socket.id;
+result.joined = (await step(socket.emitWithAck("joinProject", project))).ok;
+const untilExpired = Math.max(0, expiresAt * 1000 - Date.now() + 1100);
+await new Promise((resolve) => setTimeout(resolve, untilExpired));
+socket.io.engine.close();
+result.refusal = await step(new Promise((resolve) =>
+  socket.once("connect_error", (err) => resolve(err.message))));
+socket.auth.token = fresh;
+socket.connect();
+await step(new Promise((resolve) => socket.once("connect", resolve)));
+result.recovered = socket.recovered;
+result.sameId = socket.id === result.firstId;
+result.chat = await chat(socket, "back with a fresh token");
+
+// 2. a resume with another user's token: a new socket, none of the old one's rooms
+socket.auth.token = other;
+socket.io.engine.close();
+await step(new Promise((resolve) => socket.once("connect", resolve)));
+result.otherRecovered = socket.recovered;
+result.otherSameId = socket.id === result.firstId;
+result.otherChat = await chat(socket, "not in your room");
+socket.disconnect();
+console.log(JSON.stringify(result));
+process.exit(0);
+"""
+
+
+async def test_a_resume_is_authenticated_again(tmp_path: Path) -> None:
+    """Connection state recovery does not outlive the credentials: the stock client's
+    resume with an expired token gets the usual ``connect_error``, and a resume with
+    another user's token gets a socket of its own."""
+    async with serving(tmp_path, recovery=True) as svc:
+        project = await make_project(svc, "Resume", {"ada": "Ada", "bob": "Bob"})
+        short_lived = token("ada", "Ada", expires_in=1.5)
+        expires_at = jwt_exp(short_lived)
+        args = [
+            svc.hub_url,
+            short_lived,
+            expires_at,
+            token("ada", "Ada"),
+            token("bob", "Bob"),
+            project,
+        ]
+        done = await trio.to_thread.run_sync(
+            lambda: subprocess.run(
+                [str(node_executable()), "--input-type=module", "-", json.dumps(args)],
+                input=RESUME_SCRIPT,
+                cwd=NODE_DIR,
+                capture_output=True,
+                text=True,
+                timeout=40,
+            )
+        )
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["joined"] is True
+        assert result["refusal"] == "Authentication failed: invalid token"
+        assert result["recovered"] is True and result["sameId"] is True
+        assert result["chat"]["ok"] is True
+        assert result["otherRecovered"] is False and result["otherSameId"] is False
+        assert result["otherChat"] == {"ok": False, "error": "Join the project first"}
+        assert svc.running.realtime.stats["recoveries_declined"] == 1
+
+
+def jwt_exp(encoded: str) -> int:
+    exp: int = jwt.decode(encoded, options={"verify_signature": False})["exp"]
+    return exp
