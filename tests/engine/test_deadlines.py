@@ -137,51 +137,51 @@ async def test_an_idle_keep_alive_connection_is_closed_after_idle_timeout() -> N
 
 
 async def test_handshaking_connections_are_capped_per_address_and_overall() -> None:
+    """Past a limit the oldest connection still handshaking is refused (503), so a newcomer
+    always gets its chance and half-open connections cannot lock anyone out."""
     config = replace(FAST, header_timeout=30, max_handshaking_per_address=5, max_handshaking=8)
     async with engine(config) as (server, port):
-        held = [await connect(port, "127.0.0.2") for _ in range(5)]
-        with trio.fail_after(3):
-            while server.handshaking < 5:
-                await trio.sleep(0.01)
-        # the sixth from that address: 503 at once, before it has sent anything
-        refused = await connect(port, "127.0.0.2")
-        response = await read_all(refused)
+
+        async def handshaking(count: int) -> None:
+            with trio.fail_after(3):
+                while server.handshaking != count:
+                    await trio.sleep(0.01)
+
+        held = []
+        for _ in range(5):
+            held.append(await connect(port, "127.0.0.2"))
+            await handshaking(len(held))
+        # a sixth from that address: the oldest of the five is refused to make room
+        held.append(await connect(port, "127.0.0.2"))
+        response = await read_all(held.pop(0))
         assert status(response) == 503
         assert b"Too many connections handshaking" in response
-        # another address still gets in, until the overall cap
-        held += [await connect(port, "127.0.0.3") for _ in range(3)]
-        with trio.fail_after(3):
-            while server.handshaking < 8:
-                await trio.sleep(0.01)
-        assert status(await read_all(await connect(port, "127.0.0.4"))) == 503
+        await handshaking(5)
+        # another address gets in too, until the overall cap: then the oldest of all goes
+        for _ in range(3):
+            held.append(await connect(port, "127.0.0.3"))
+            await handshaking(len(held))
+        newcomer = await connect(port, "127.0.0.4")
+        assert status(await read_all(held.pop(0))) == 503
         totals = server.totals()
         assert totals["refused_handshaking_per_address"] == 1
         assert totals["refused_handshaking_total"] == 1
-        # a connection that completes a request no longer counts: room for a new one
-        await held[0].send_all(
-            b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n"
-        )
-        assert (await held[0].receive_some(65536)).startswith(b"HTTP/1.1 200")
-        with trio.fail_after(3):
-            while server.handshaking > 7:
-                await trio.sleep(0.01)
-        newcomer = await connect(port, "127.0.0.4")
+        # the newest are served: a request completes, and frees its place
         await newcomer.send_all(
             b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n"
             b"Connection: close\r\n\r\n"
         )
         assert status(await read_all(newcomer)) == 200
+        await handshaking(7)
         for stream in held:
             await stream.aclose()
-        with trio.fail_after(3):
-            while server.handshaking:
-                await trio.sleep(0.01)
+        await handshaking(0)
 
 
 async def test_a_thousand_half_open_connections_leave_room_for_everyone_else() -> None:
-    """The attack of the issue, scaled down: half-open requests (a GET whose body never
-    comes) from one address are refused past the per-address cap, so a client from
-    elsewhere still connects."""
+    """The attack of the issue, scaled down: a thousand half-open requests (a GET whose body
+    never comes) from one address hold at most the per-address cap of descriptors, and a
+    client connecting afterwards, from that address or another, is served."""
     config = replace(CONFIG, max_handshaking_per_address=64, max_handshaking=512)
     async with engine(config) as (server, port):
         head = (
@@ -198,12 +198,13 @@ async def test_a_thousand_half_open_connections_leave_room_for_everyone_else() -
             while server.totals()["refused_handshaking_per_address"] < 1000 - 64:
                 await trio.sleep(0.01)
         assert server.handshaking <= 64
-        client = await connect(port, "127.0.0.6")
-        await client.send_all(
-            b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n"
-            b"Connection: close\r\n\r\n"
-        )
-        assert status(await read_all(client)) == 200
+        for source in ("127.0.0.5", "127.0.0.6"):
+            client = await connect(port, source)
+            await client.send_all(
+                b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+            assert status(await read_all(client)) == 200
         for stream in attackers:
             await stream.aclose()
 
@@ -275,3 +276,20 @@ async def test_packets_before_a_malformed_record_are_delivered_then_the_session_
         assert got == ["one", "two"]  # as the reference server does
         assert sid not in server.sessions
         nursery.cancel_scope.cancel()
+
+
+async def test_pongs_nobody_asked_for_cost_nothing() -> None:
+    """A body of 100,000 PONGs: only the pong of the ping that is out counts, so the
+    heartbeat's queue does not grow with what a client sends."""
+    async with engine(replace(CONFIG, ping_interval=30, ping_timeout=30)) as (server, port):
+        sid = await open_session(port)
+        body = "\x1e".join(["3"] * 100_000).encode()
+        stream = await connect(port)
+        await stream.send_all(
+            f"POST /engine.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        assert status(await stream.receive_some(65536)) == 200
+        assert len(server.heartbeat._pings) + len(server.heartbeat._timeouts) <= 2
+        assert sid in server.sessions

@@ -95,9 +95,10 @@ class EngineServer:
         self._all_closed.set()
         #: Counts of sessions that have ended, and of connection events (see :meth:`totals`).
         self._ended: Counter[str] = Counter()
-        #: Connections that have not completed a request yet, by client address.
-        self._handshaking: Counter[str] = Counter()
-        self._handshaking_total = 0
+        #: Connections that have not completed a request yet, oldest first: all of them, and
+        #: by client address (dicts as ordered sets).
+        self._handshaking: dict[_Handshaking, None] = {}
+        self._handshaking_from: dict[str, dict[_Handshaking, None]] = {}
         self._refusals_logged_at = -math.inf
 
     # ---- serving -------------------------------------------------------------------------
@@ -138,55 +139,57 @@ class EngineServer:
                 log.error("accept failed (%s): pausing new connections for 100 ms", exc)
                 await trio.sleep(0.1)
                 continue
-            slot = self._admit(stream)
-            if slot is None:
-                into.start_soon(_refuse_busy, stream)
-            else:
-                into.start_soon(self.handle_stream, stream, slot)
+            into.start_soon(self.handle_stream, stream, self._admit(stream))
 
-    def _admit(self, stream: trio.SocketStream) -> _Handshaking | None:
-        """A slot among the connections still handshaking, or None past the limits."""
+    def _admit(self, stream: trio.SocketStream) -> _Handshaking:
+        """A place among the connections still handshaking. Past a limit, the oldest of them
+        (from this address, or of all) is refused with 503 to make room: a new connection
+        always gets its chance, so half-open ones cannot lock anyone out, and their number
+        (so the file descriptors they hold) stays bounded."""
         try:
             host = str(stream.socket.getpeername()[0])
         except OSError:
             host = ""
         config = self.config
-        per_address, overall = config.max_handshaking_per_address, config.max_handshaking
-        reason = None
-        if overall and self._handshaking_total >= overall:
-            reason = "handshaking_total"
-        elif per_address and self._handshaking[host] >= per_address:
-            reason = "handshaking_per_address"
-        if reason is not None:
-            self._ended[f"refused_{reason}"] += 1
-            now = trio.current_time()
-            if now - self._refusals_logged_at >= 10.0:  # at most a line every 10 s
-                self._refusals_logged_at = now
-                log.warning(
-                    "refusing new connections: %d handshaking in all, %d from %s (limits %d, %d)",
-                    self._handshaking_total,
-                    self._handshaking[host],
-                    host,
-                    overall,
-                    per_address,
-                )
-            return None
-        self._handshaking[host] += 1
-        self._handshaking_total += 1
-        return _Handshaking(self, host)
+        per_address = config.max_handshaking_per_address
+        same = self._handshaking_from.get(host)
+        if per_address and same is not None and len(same) >= per_address:
+            self._evict(next(iter(same)), "handshaking_per_address")
+        if config.max_handshaking and len(self._handshaking) >= config.max_handshaking:
+            self._evict(next(iter(self._handshaking)), "handshaking_total")
+        slot = _Handshaking(self, host)
+        self._handshaking[slot] = None
+        self._handshaking_from.setdefault(host, {})[slot] = None
+        return slot
 
-    def _release(self, host: str) -> None:
-        self._handshaking_total -= 1
-        left = self._handshaking[host] - 1
-        if left:
-            self._handshaking[host] = left
-        else:
-            del self._handshaking[host]
+    def _evict(self, slot: _Handshaking, reason: str) -> None:
+        self._ended[f"refused_{reason}"] += 1
+        now = trio.current_time()
+        if now - self._refusals_logged_at >= 10.0:  # at most a line every 10 s
+            self._refusals_logged_at = now
+            log.warning(
+                "too many connections handshaking (%d in all, %d from %s; limits %d, %d): "
+                "refusing the oldest",
+                len(self._handshaking),
+                len(self._handshaking_from.get(slot.host, ())),
+                slot.host,
+                self.config.max_handshaking,
+                self.config.max_handshaking_per_address,
+            )
+        slot.evict()
+
+    def _release(self, slot: _Handshaking) -> None:
+        self._handshaking.pop(slot, None)
+        same = self._handshaking_from.get(slot.host)
+        if same is not None:
+            same.pop(slot, None)
+            if not same:
+                del self._handshaking_from[slot.host]
 
     @property
     def handshaking(self) -> int:
         """Connections open now that have not completed a request yet."""
-        return self._handshaking_total
+        return len(self._handshaking)
 
     def stop_accepting(self) -> None:
         """Close the listening sockets and refuse new sessions on open connections."""
@@ -250,7 +253,8 @@ class EngineServer:
         """Counters since start, for monitoring: ``packets_out``, ``dropped_volatile``,
         ``slow_consumer_closes``, ``sessions_closed``, ``connection_errors`` (a connection or
         session ended by an unexpected error), ``request_timeouts`` (408),
-        ``refused_handshaking_per_address`` and ``refused_handshaking_total`` (503 at once).
+        ``refused_handshaking_per_address`` and ``refused_handshaking_total`` (the oldest
+        connection still handshaking refused with 503, past a limit).
         Sessions keep their own counts while they live (no shared state on the send path);
         ended ones are folded in here."""
         totals = Counter(self._ended)
@@ -268,7 +272,8 @@ class EngineServer:
         Every read has a deadline: the first request's headers ``header_timeout`` after the
         connection opened, a later one's ``idle_timeout`` after the previous response (and
         ``header_timeout`` after its first byte), a body ``body_timeout`` after its headers.
-        Until its first request is complete the connection holds a handshaking ``slot``.
+        Until its first request is complete the connection holds a handshaking ``slot``;
+        if the slot is taken back for a newer connection, this one is answered 503.
 
         Whatever fails in here ends this connection (and the session it serves), logged and
         counted; it never reaches another connection or the process.
@@ -281,33 +286,16 @@ class EngineServer:
             address = None
         serve_websocket = None
         try:
-            first = True
-            while True:
-                event = None
-                wait = config.header_timeout if first else config.idle_timeout
-                with trio.move_on_after(wait) as deadline:
-                    event = await _next_request(conn, stream, deadline, config.header_timeout)
-                if deadline.cancelled_caught and _request_started(conn):
-                    self._ended["request_timeouts"] += 1
-                    await _send_simple(conn, stream, 408, "Request Timeout")
-                    break
-                if not isinstance(event, h11.Request):
-                    break
-                first = False
-                try:
-                    keep_alive = await self._handle_request(conn, stream, event, address, slot)
-                except _Upgraded as upgraded:
-                    serve_websocket = upgraded.serve
-                    break
-                if not keep_alive or conn.our_state is not h11.DONE:
-                    break
-                if conn.their_state is not h11.DONE:
-                    break
-                conn.start_next_cycle()
+            with slot.scope if slot is not None else contextlib.nullcontext():
+                serve_websocket = await self._serve_http(conn, stream, address, slot)
+            if slot is not None and slot.evicted:
+                with trio.move_on_after(1.0):
+                    await _send_simple(conn, stream, 503, _BUSY)
+                return
             if slot is not None:
                 slot.release()
             if serve_websocket is not None:
-                del conn, event
+                del conn
                 await serve_websocket()
         except h11.RemoteProtocolError as exc:
             await _send_simple(conn, stream, exc.error_status_hint, str(exc))
@@ -323,6 +311,38 @@ class EngineServer:
                 slot.release()
             with trio.CancelScope(shield=True):
                 await stream.aclose()
+
+    async def _serve_http(
+        self,
+        conn: h11.Connection,
+        stream: trio.SocketStream,
+        address: tuple[str, int] | None,
+        slot: _Handshaking | None,
+    ) -> Callable[[], Awaitable[None]] | None:
+        """Requests one after another; what serves the WebSocket, if one was opened."""
+        config = self.config
+        first = True
+        while True:
+            event = None
+            wait = config.header_timeout if first else config.idle_timeout
+            with trio.move_on_after(wait) as deadline:
+                event = await _next_request(conn, stream, deadline, config.header_timeout)
+            if deadline.cancelled_caught and _request_started(conn):
+                self._ended["request_timeouts"] += 1
+                await _send_simple(conn, stream, 408, "Request Timeout")
+                return None
+            if not isinstance(event, h11.Request):
+                return None
+            first = False
+            try:
+                keep_alive = await self._handle_request(conn, stream, event, address, slot)
+            except _Upgraded as upgraded:
+                return upgraded.serve
+            if not keep_alive or conn.our_state is not h11.DONE:
+                return None
+            if conn.their_state is not h11.DONE:
+                return None
+            conn.start_next_cycle()
 
     @contextlib.contextmanager
     def _serving(self, session: Session, where: str) -> Iterator[None]:
@@ -498,7 +518,11 @@ class EngineServer:
             size = 0
             with trio.move_on_after(self.config.body_timeout) as body_deadline:
                 while True:
-                    event = await _next_event(conn, stream)
+                    try:
+                        event = await _next_event(conn, stream)
+                    except trio.Cancelled:
+                        session.abort("transport error")  # half a body: the rest is lost
+                        raise
                     if isinstance(event, h11.Data):
                         size += len(event.data)
                         if size > limit:
@@ -797,38 +821,30 @@ class _Contained(Exception):
 class _Handshaking:
     """A connection's place among those that have not completed a request yet."""
 
-    __slots__ = ("_engine", "_host")
+    __slots__ = ("_engine", "evicted", "host", "scope")
 
     def __init__(self, engine: EngineServer, host: str) -> None:
         self._engine: EngineServer | None = engine
-        self._host = host
+        self.host = host
+        #: Around the connection's HTTP phase: cancelled when the place is taken back.
+        self.scope = trio.CancelScope()
+        self.evicted = False
 
     def release(self) -> None:
         """The connection completed a request (or closed); idempotent."""
         if self._engine is not None:
-            self._engine._release(self._host)
+            self._engine._release(self)
             self._engine = None
+
+    def evict(self) -> None:
+        """Taken back for a newer connection: this one stops reading and is answered 503."""
+        self.release()
+        self.evicted = True
+        self.scope.cancel()
 
 
 _SEPARATOR = eio.SEPARATOR.encode()
-
-_BUSY_BODY = b"Too many connections handshaking: retry later\n"
-_BUSY = (
-    b"HTTP/1.1 503 Service Unavailable\r\n"
-    b"content-type: text/plain\r\n"
-    b"retry-after: 1\r\n"
-    b"connection: close\r\n"
-    b"content-length: %d\r\n"
-    b"\r\n" % len(_BUSY_BODY)
-) + _BUSY_BODY
-
-
-async def _refuse_busy(stream: trio.SocketStream) -> None:
-    """Past the handshaking limits: say so and close, before reading anything."""
-    with trio.move_on_after(1.0), contextlib.suppress(trio.BrokenResourceError, OSError):
-        await stream.send_all(_BUSY)
-    with trio.CancelScope(shield=True):
-        await stream.aclose()
+_BUSY = "Too many connections handshaking: retry later"
 
 
 def _peer(address: tuple[str, int] | None) -> str:

@@ -89,6 +89,9 @@ class Session:
         self.state = State.OPEN
         self.close_reason = ""
         self.heartbeat_token = 0
+        #: A ping is out and its pong not back yet; any other pong is ignored, so a client
+        #: cannot make the heartbeat queue grow by sending pongs nobody asked for.
+        self.awaiting_pong = False
         self.handler: SessionHandler | None = None
         #: A list, not a deque: it is only appended to and taken whole, and an empty deque
         #: costs 600 bytes, a tenth of an idle connection.
@@ -250,6 +253,7 @@ class Session:
 
     def send_ping(self) -> None:
         if self.state is State.OPEN:
+            self.awaiting_pong = True
             if not self.queue and self.transport.try_write(PING):
                 return
             self.queue.append(PING)
@@ -278,7 +282,9 @@ class Session:
             if self.handler is not None:
                 await self.handler.on_message(packet.data)
         elif kind is eio.PacketType.PONG:
-            self._heartbeat.schedule_ping(self)
+            if self.awaiting_pong:
+                self.awaiting_pong = False
+                self._heartbeat.schedule_ping(self)
         elif kind is eio.PacketType.CLOSE:
             self._client_closed()
         # PING (protocol 3 clients), NOOP, OPEN and a stray UPGRADE carry nothing for us.
