@@ -187,13 +187,14 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         type=int,
         default=default("MAX_HANDSHAKING_PER_ADDRESS", d.max_handshaking_per_address),
         help="connections from one address that have not completed a request yet; past it "
-        "a new one is answered 503; 0: no limit (MAX_HANDSHAKING_PER_ADDRESS)",
+        "the oldest of them is answered 503; 0: no limit (MAX_HANDSHAKING_PER_ADDRESS)",
     )
     parser.add_argument(
         "--max-handshaking",
         type=int,
         default=default("MAX_HANDSHAKING", d.max_handshaking),
-        help="the same, from all addresses together (MAX_HANDSHAKING)",
+        help="the same, from all addresses together; at most half the file descriptor limit "
+        "(MAX_HANDSHAKING)",
     )
     args = parser.parse_args(argv)
     secret = env.get("JWT_SECRET", "")

@@ -104,7 +104,7 @@ def render(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> str:
     out.metric(
         "hub_connections_refused_total",
         "counter",
-        "New connections answered 503 at once: too many handshaking.",
+        "Connections still handshaking answered 503 to make room for newer ones.",
         [
             ('{limit="per_address"}', totals["refused_handshaking_per_address"]),
             ('{limit="total"}', totals["refused_handshaking_total"]),

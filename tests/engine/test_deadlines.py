@@ -293,3 +293,12 @@ async def test_pongs_nobody_asked_for_cost_nothing() -> None:
         assert status(await stream.receive_some(65536)) == 200
         assert len(server.heartbeat._pings) + len(server.heartbeat._timeouts) <= 2
         assert sid in server.sessions
+
+
+def test_the_overall_cap_leaves_half_the_descriptors_to_served_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine_server.resource, "getrlimit", lambda _: (1024, 4096))
+    assert EngineServer(replace(CONFIG, max_handshaking=1024), Echo).max_handshaking == 512
+    assert EngineServer(replace(CONFIG, max_handshaking=100), Echo).max_handshaking == 100
+    assert EngineServer(replace(CONFIG, max_handshaking=0), Echo).max_handshaking == 512

@@ -35,8 +35,9 @@ class EngineConfig:
     #: A keep-alive connection with no new request in this long is closed.
     idle_timeout: float = 60.0
     #: Connections that have not completed a request yet ("handshaking"), per client address
-    #: and in all: past either, a new connection is answered 503 and closed at once, so
-    #: half-open connections cannot take every file descriptor. 0: no limit.
+    #: and in all: past either, the oldest of them is answered 503 and closed, so
+    #: half-open connections cannot take every file descriptor. 0: no limit (the overall
+    #: one is always at most half the process's file descriptor limit).
     max_handshaking_per_address: int = 128
     max_handshaking: int = 1024
 

@@ -17,6 +17,7 @@ import errno
 import json
 import logging
 import math
+import resource
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -99,6 +100,9 @@ class EngineServer:
         #: by client address (dicts as ordered sets).
         self._handshaking: dict[_Handshaking, None] = {}
         self._handshaking_from: dict[str, dict[_Handshaking, None]] = {}
+        #: ``max_handshaking``, but never more than half the descriptors the process may
+        #: open: the other half is for the connections that are served
+        self.max_handshaking = _within_descriptors(config.max_handshaking)
         self._refusals_logged_at = -math.inf
 
     # ---- serving -------------------------------------------------------------------------
@@ -155,7 +159,7 @@ class EngineServer:
         same = self._handshaking_from.get(host)
         if per_address and same is not None and len(same) >= per_address:
             self._evict(next(iter(same)), "handshaking_per_address")
-        if config.max_handshaking and len(self._handshaking) >= config.max_handshaking:
+        if self.max_handshaking and len(self._handshaking) >= self.max_handshaking:
             self._evict(next(iter(self._handshaking)), "handshaking_total")
         slot = _Handshaking(self, host)
         self._handshaking[slot] = None
@@ -173,7 +177,7 @@ class EngineServer:
                 len(self._handshaking),
                 len(self._handshaking_from.get(slot.host, ())),
                 slot.host,
-                self.config.max_handshaking,
+                self.max_handshaking,
                 self.config.max_handshaking_per_address,
             )
         slot.evict()
@@ -845,6 +849,15 @@ class _Handshaking:
 
 _SEPARATOR = eio.SEPARATOR.encode()
 _BUSY = "Too many connections handshaking: retry later"
+
+
+def _within_descriptors(limit: int) -> int:
+    """``limit`` (0: none), at most half of this process's file descriptor limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return limit
+    half = max(1, soft // 2)
+    return min(limit, half) if limit else half
 
 
 def _peer(address: tuple[str, int] | None) -> str:
