@@ -14,7 +14,7 @@ ARGS ?=
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_NODE_STAMP := bench/node/node_modules/.installed
 
-.PHONY: install run cluster test lint typecheck pytest bench bench-cluster clean
+.PHONY: install run cluster test lint typecheck pytest bench bench-cluster soak clean
 
 install: $(STAMP) $(NODE_STAMP) $(NODE_REDIS_STAMP) $(WEB_DIST)
 
@@ -76,6 +76,12 @@ bench: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
 # bench/cluster.py: the fan-out on two processes with Redis, ours against Node's redis-adapter
 bench-cluster: $(BENCH_STAMP) $(NODE_REDIS_STAMP)
 	$(PY) -m bench.cluster $(BENCH_ARGS)
+
+# bench/soak.py: floods, half-open connections and surrogate bombs against a real server
+# process, each scenario on a fresh one; SOAK_ARGS e.g. "--quick", "--only half-open",
+# "--repo /tmp/soak-base" (see bench/README.md, "Soak")
+soak: $(BENCH_STAMP)
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) tests/node/node_modules tests/node_redis/node_modules bench/node/node_modules web/node_modules web/dist

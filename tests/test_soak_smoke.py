@@ -1,0 +1,45 @@
+"""Smoke test of bench/soak.py: ``python -m bench.soak --quick`` runs every scenario end to end.
+
+It checks only that the script completes and writes one JSON row per scenario. What the
+server does under each attack (its latency, whether it survives) is what the script
+measures and reports; it is never asserted here, so a slow machine or a server that dies
+under an attack (which is a row like any other) does not fail the suite. Everything the
+script needs is in the ``dev`` extra (python-socketio's client, websocket-client, httpx,
+PyJWT); about 20 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ["idle", "noop-posts", "half-open", "surrogate-bomb", "chat-flood"]
+
+
+def test_soak_quick_writes_one_row_per_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.soak", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    # 0 unless the script itself failed (a scenario or an attacker raised)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    latest = json.loads((out / "soak-latest.json").read_text())
+    assert json.loads((out / f"soak-{latest['timestamp']}.json").read_text()) == latest
+    assert list(latest["scenarios"]) == SCENARIOS
+    for name, row in latest["scenarios"].items():
+        assert row["scenario"] == name
+        assert "error" not in row, (name, row["error"])
+        for key in ("control", "server", "figures"):
+            assert key in row, (name, key)
+    for name in SCENARIOS:
+        assert f"| {name} |" in proc.stdout, name
