@@ -1,7 +1,8 @@
 """The REST API under ``/api``: JSON in and out, ``Authorization: Bearer <jwt>``.
 
 Errors are ``{"error": "..."}`` with 400 (malformed input), 401 (no or bad token),
-403 (not allowed), 404 (no such thing). Who may do what is :mod:`server.realtime.access`.
+403 (not allowed), 404 (no such thing), 429 (over the user's rate limit, with
+``Retry-After``). Who may do what is :mod:`server.realtime.access`.
 Changes that others should see at once (task created or updated, notifications) go through
 :class:`~server.realtime.Realtime`, in-process.
 """
@@ -13,6 +14,7 @@ from typing import Any
 from quart import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from server.hub import EventRefused
 from server.realtime import (
     TOKEN_INVALID,
     TOKEN_MISSING,
@@ -70,9 +72,17 @@ def create_api(realtime: Realtime) -> Blueprint:
         if token is None:
             raise Unauthorized(TOKEN_MISSING)
         try:
-            return realtime.verifier.verify(token)
+            user = realtime.verifier.verify(token)
         except InvalidToken:
             raise Unauthorized(TOKEN_INVALID) from None
+        realtime.check_rest(user, request.method)
+        return user
+
+    @api.errorhandler(EventRefused)
+    async def rate_limited(exc: EventRefused) -> Any:
+        response, status = _error(429, exc.reason)
+        response.headers["Retry-After"] = "1"
+        return response, status
 
     @api.errorhandler(Unauthorized)
     async def unauthorized(exc: Unauthorized) -> Any:

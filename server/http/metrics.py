@@ -142,12 +142,15 @@ def render(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> str:
             "Chat messages stored and sent.",
             [("", realtime.stats["messages"])],
         )
-        limiter = realtime.limiter
-        limited = limiter.stats if limiter is not None else Counter[str]()
+        limited = Counter[str]()
+        for limiter in (realtime.limiter, realtime.rest_limiter):
+            if limiter is not None:
+                limited.update(limiter.stats)
         out.metric(
             "realtime_rate_limited_total",
             "counter",
-            "Events over their per-user rate limit, refused (acks answered, volatile dropped).",
+            "Events (acks answered, others dropped) and REST requests (429) over the user's "
+            "rate limit, by limit: an event's name, * for the others, rest.read, rest.write.",
             [
                 (f'{{event="{_label(key.removeprefix("refused:"))}"}}', n)
                 for key, n in sorted(limited.items())

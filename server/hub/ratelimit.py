@@ -133,6 +133,11 @@ class RateLimiter:
 
     def __call__(self, socket: Socket, event: str, args: tuple[Any, ...]) -> None:
         """The middleware: returns if ``event`` may go on, raises :class:`EventRefused`."""
+        self.check(self.key(socket), event)
+
+    def check(self, key: Any, event: str) -> None:
+        """The same for any ``key`` (a user of a REST API, say): returns if ``event`` may
+        go on, raises :class:`EventRefused` otherwise."""
         limited = self.rate_of(event)
         if limited is None:
             return
@@ -140,7 +145,6 @@ class RateLimiter:
         now = self._clock()
         if now - self._pruned_at >= _PRUNE_EVERY:
             self._prune(now)
-        key = self.key(socket)
         bucket = self._buckets.get((key, group))
         if bucket is None:
             bucket = self._buckets[(key, group)] = _Bucket(rate.burst, now)

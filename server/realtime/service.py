@@ -35,6 +35,10 @@ log = logging.getLogger("realtime")
 
 Answer = dict[str, Any]
 
+#: The names of the REST API's limits among the rate limits (the others are events').
+REST_WRITE = "rest.write"
+REST_READ = "rest.read"
+
 #: Per user and event: what a chat needs (a message every 200 ms on average, bursts of 20),
 #: looser for what the page sends as the pointer moves (20 a second per tab) or as the user
 #: types, and a limit on everything else (``*``).
@@ -43,6 +47,9 @@ DEFAULT_RATE_LIMITS: dict[str, Rate] = {
     "typing": Rate(per_second=10, burst=20),
     "cursorMove": Rate(per_second=60, burst=120),
     "*": Rate(per_second=20, burst=50),
+    # the REST API, per user: what writes (POST, PUT) and what reads
+    REST_WRITE: Rate(per_second=10, burst=30),
+    REST_READ: Rate(per_second=50, burst=100),
 }
 #: Refusals in a burst (sustained above a tenth of it a second) before a user's socket is
 #: disconnected as a flood.
@@ -99,16 +106,17 @@ class Realtime:
         self.hub = hub
         self.store = store
         self.verifier = verifier
-        #: None when no limit is set (``rate_limits`` empty or None).
+        limits = dict(rate_limits or {})
+        rest = {name: limits.pop(name) for name in (REST_WRITE, REST_READ) if name in limits}
+        default = limits.pop("*", None)
+        #: Events, per user; None when no event has a limit.
         self.limiter: RateLimiter | None = None
-        if rate_limits:
-            limits = dict(rate_limits)
+        if limits or default is not None:
             self.limiter = RateLimiter(
-                limits,
-                default=limits.pop("*", None),
-                key=_user_of,
-                disconnect_after=flood_disconnect,
+                limits, default=default, key=_user_of, disconnect_after=flood_disconnect
             )
+        #: The REST API's requests, per user (``rest.write``, ``rest.read``); None without.
+        self.rest_limiter = RateLimiter(rest, disconnect_after=0) if rest else None
         self.access = Access(store)
         self.notifier = Notifier(hub, store)
         #: This process's sockets per project room: project id -> {socket id: user id}.
@@ -356,6 +364,13 @@ class Realtime:
                 f"{by.user_name} assigned you a task",
                 f"/projects/{task.project_id}/tasks/{task.id}",
             )
+
+    def check_rest(self, who: Identity, method: str) -> None:
+        """A REST request of ``who``: raises :class:`~server.hub.EventRefused` past the
+        user's limit (``rest.write`` for POST, PUT and DELETE, ``rest.read`` for the rest)."""
+        if self.rest_limiter is not None:
+            kind = REST_READ if method in ("GET", "HEAD", "OPTIONS") else REST_WRITE
+            self.rest_limiter.check(who.user_id, kind)
 
     # ---- monitoring ----------------------------------------------------------------------
     def room_users(self) -> dict[int, int]:

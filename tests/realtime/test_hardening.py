@@ -210,3 +210,27 @@ async def test_healthz_asks_the_database_itself(svc: Service) -> None:
         "status": "failing",
         "error": "DatabaseError: file is not a database",
     }
+
+
+async def test_rest_requests_are_limited_per_user_with_429(tmp_path: Path) -> None:
+    limits = (("rest.write", Rate(1, 3)), ("rest.read", Rate(1, 5)))
+    async with serving(tmp_path, rate_limits=limits) as svc:
+        project = await make_project(svc, "Rest", {"ada": "Ada"})
+        async with svc.http(token("ada")) as ada, svc.http(token("bob")) as bob:
+            created = [
+                await ada.post(f"/api/projects/{project}/tasks", json={"title": f"t{n}"})
+                for n in range(5)
+            ]
+            statuses = [r.status_code for r in created]
+            assert statuses.count(201) in (3, 4) and 429 in statuses
+            refused = next(r for r in created if r.status_code == 429)
+            assert refused.json() == {"error": "Rate limit exceeded"}
+            assert refused.headers["retry-after"] == "1"
+            tasks = (await ada.get(f"/api/projects/{project}/tasks")).json()["tasks"]
+            assert len(tasks) == statuses.count(201)  # nothing refused was stored
+            assert (await bob.get("/api/me")).status_code == 200  # a budget of his own
+            reads = [(await ada.get("/api/me")).status_code for _ in range(8)]
+            assert 429 in reads
+            metrics = (await ada.get("/metrics")).text  # /metrics is not limited
+        assert metric(metrics, 'realtime_rate_limited_total{event="rest.write"}') >= 1
+        assert metric(metrics, 'realtime_rate_limited_total{event="rest.read"}') >= 1
