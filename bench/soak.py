@@ -48,7 +48,7 @@ from bench import soak_attacks
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-SCENARIO_NAMES = ("idle", "noop-posts", "half-open", "surrogate-bomb", "chat-flood")
+SCENARIO_NAMES = ("idle", "noop-posts", "half-open", "unjoined", "surrogate-bomb", "chat-flood")
 RATE_LIMITED = "Rate limit exceeded"
 #: what ``--quick`` changes (a smoke test: every scenario in a couple of seconds)
 QUICK = {"duration": 2.0, "attackers": 2, "post_bytes": 100_000, "half_open": 300}
@@ -709,8 +709,9 @@ def noop_posts(run: Run) -> Figures:
     return {**result, "notes": notes}
 
 
-def half_open(run: Run) -> Figures:
-    with run.attack("half_open", run.args("half-open", connections=run.cfg.half_open)) as result:
+def half_open(run: Run, kind: str = "http") -> Figures:
+    args = run.args("half-open", connections=run.cfg.half_open, kind=kind)
+    with run.attack("half_open", args) as result:
         run.hold()
     if "error" in result:
         return {**result, "notes": f"attack failed: {_first_line(result['error'])}"}
@@ -728,8 +729,15 @@ def half_open(run: Run) -> Figures:
     )
     if answers:
         notes += f", answered {answers}"
+    if result.get("upgraded"):
+        notes += f", {result['upgraded']:,} upgraded to WebSocket first"
     notes += f"; fresh connects {fresh['connected']}/{fresh['tried']}"
     return {**result, "notes": notes}
+
+
+def unjoined(run: Run) -> Figures:
+    """The same number of WebSockets, upgraded, that never send a Socket.IO CONNECT."""
+    return half_open(run, "websocket")
 
 
 SURROGATE_TASK = b'{"title": "bad \\ud800"}'
@@ -827,6 +835,7 @@ SCENARIOS: dict[str, Callable[[Run], Figures]] = {
     "idle": idle,
     "noop-posts": noop_posts,
     "half-open": half_open,
+    "unjoined": unjoined,
     "surrogate-bomb": surrogate_bomb,
     "chat-flood": chat_flood,
 }
@@ -835,6 +844,7 @@ MEMBERS = {
     "idle": [],
     "noop-posts": ["noop"],
     "half-open": [],
+    "unjoined": [],
     "surrogate-bomb": [],  # the bomb has a project of its own
     "chat-flood": ["flooder"],
 }

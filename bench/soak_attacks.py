@@ -434,12 +434,21 @@ class HalfOpen:
 
 def half_open(args: Result, stop: threading.Event, ready: Callable[[], None]) -> Result:
     """M connections each send a complete request head with ``Content-Length: 100`` and then
-    nothing: half a POST on a real session (one session each), half a handshake GET."""
+    nothing: half a POST on a real session (one session each), half a handshake GET. With
+    ``kind="websocket"`` instead: M WebSocket upgrades, each of which then never sends a
+    Socket.IO CONNECT (the server answers 101 and its OPEN packet; nothing more comes)."""
     m, port = args["connections"], args["hub_port"]
-    posts = m // 2
-    sids, session_error = _open_sessions(port, posts)
-    heads = [_half_open_head(port, sids[i % len(sids)] if sids else "none") for i in range(posts)]
-    heads += [_half_open_head(port, None)] * (m - posts)
+    sids: list[str] = []
+    session_error = None
+    if args.get("kind") == "websocket":
+        heads = [_websocket_head(port)] * m
+    else:
+        posts = m // 2
+        sids, session_error = _open_sessions(port, posts)
+        heads = [
+            _half_open_head(port, sids[i % len(sids)] if sids else "none") for i in range(posts)
+        ]
+        heads += [_half_open_head(port, None)] * (m - posts)
     ep = select.epoll()
     everything = [_half_open_connect(ep, head, port) for head in heads]
     pending = {c.sock.fileno(): c for c in everything if c.outcome == "connecting"}
@@ -503,6 +512,14 @@ def _half_open_head(port: int, sid: str | None) -> bytes:
     ).encode()
 
 
+def _websocket_head(port: int) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {WEBSOCKET} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
 def _half_open_event(ep: select.epoll, conns: dict[int, HalfOpen], c: HalfOpen, ev: int) -> None:
     fd = c.sock.fileno()
     now = time.monotonic()
@@ -529,7 +546,8 @@ def _half_open_event(ep: select.epoll, conns: dict[int, HalfOpen], c: HalfOpen, 
     if data:
         if c.status is None and data.startswith(b"HTTP/1."):
             c.status = int(data.split(None, 2)[1])
-            c.ended = now - c.t_sent  # an answer means the server gave up on the request
+            if c.status != 101:  # an answer means the server gave up on the request
+                c.ended = now - c.t_sent
         return
     _half_open_end(ep, conns, c, "answered" if c.status is not None else "closed", now)
 
@@ -560,15 +578,21 @@ def _half_open_result(conns: list[HalfOpen], held_s: float) -> Result:
     ``answered`` (an HTTP response, then closed), ``closed`` (EOF, no answer), ``reset``;
     a held connection that got a response without being closed counts as refused too."""
     outcomes = Counter(c.outcome for c in conns)
-    given_up = [c for c in conns if c.outcome not in ("held", "connecting") or c.status]
+    given_up = [
+        c
+        for c in conns
+        if c.outcome not in ("held", "connecting") or (c.status and c.status != 101)
+    ]
     ended = [c.ended for c in given_up if c.ended is not None]
     return {
         "connections": len(conns),
         "outcomes": dict(outcomes),
         "refused_or_closed": len(given_up),
         "answered_statuses": {
-            str(k): v for k, v in Counter(c.status for c in conns if c.status is not None).items()
+            str(k): v
+            for k, v in Counter(c.status for c in conns if c.status not in (None, 101)).items()
         },
+        "upgraded": sum(1 for c in conns if c.status == 101),
         "median_s_to_close": round(statistics.median(ended), 4) if ended else None,
         "median_s_to_answer_by_status": {
             str(status): round(statistics.median(times), 3)

@@ -57,6 +57,9 @@ def build_hub(settings: Settings) -> Hub:
         recovery_skips_middlewares=False,
         max_handshaking_per_address=settings.max_handshaking_per_address,
         max_handshaking=settings.max_handshaking,
+        # one idea for the operator: not yet past the handshake, HTTP or Socket.IO
+        max_unjoined_per_address=settings.max_handshaking_per_address,
+        max_unjoined=settings.max_handshaking,
     )
 
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ["idle", "noop-posts", "half-open", "surrogate-bomb", "chat-flood"]
+SCENARIOS = ["idle", "noop-posts", "half-open", "unjoined", "surrogate-bomb", "chat-flood"]
 
 
 def test_soak_quick_writes_one_row_per_scenario(tmp_path: Path) -> None:

@@ -111,6 +111,18 @@ def render(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> str:
         ],
     )
     out.metric(
+        "hub_unjoined_connections",
+        "gauge",
+        "Connections open now that have not joined a namespace (sent CONNECT) yet.",
+        [("", hub.connect_deadlines.waiting)],
+    )
+    out.metric(
+        "hub_unjoined_closed_total",
+        "counter",
+        "Connections that had not joined a namespace, closed to make room for newer ones.",
+        [("", hub.connect_deadlines.evicted)],
+    )
+    out.metric(
         "hub_events_refused_total",
         "counter",
         "Incoming events refused by a middleware (a rate limit, say).",

@@ -42,7 +42,8 @@ class Client:
         #: Set by the first successful CONNECT: from then on the connect timeout no longer
         #: applies, even once the client has left every namespace (as in Node).
         self._joined = False
-        hub.connect_deadlines.add(self)
+        address = session.request.address
+        hub.connect_deadlines.add(self, address[0] if address else "")
 
     @property
     def handlers_in_flight(self) -> int:
@@ -86,6 +87,7 @@ class Client:
             self.session.close("parse error")
 
     async def on_close(self, reason: str) -> None:
+        self.hub.connect_deadlines.done(self)
         for socket in list(self.sockets.values()):
             await socket._on_close(reason)
 
@@ -142,7 +144,9 @@ class Client:
                 recovery.put_back(restored)
             return
         socket.connected = True
-        self._joined = True
+        if not self._joined:
+            self._joined = True
+            self.hub.connect_deadlines.done(self)
         self.sockets[name] = socket
         nsp.sockets[socket.id] = socket
         nsp.adapter.add_all(socket.id, (socket.id,))

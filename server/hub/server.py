@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import weakref
 from collections import Counter, deque
@@ -14,6 +15,7 @@ from server.hub.adapter import Adapter
 from server.hub.broadcast import BroadcastOperator
 from server.hub.client import Client
 from server.hub.engine import EngineConfig, EngineServer, Session
+from server.hub.engine.config import within_descriptors
 from server.hub.namespace import IncomingMiddleware, Middleware, Namespace
 from server.hub.protocol.socketio import DEFAULT_MAX_ATTACHMENTS
 from server.hub.socket import Socket
@@ -21,26 +23,76 @@ from server.hub.socket import Socket
 if TYPE_CHECKING:
     from server.hub.remote import RemoteSocket
 
+log = logging.getLogger("hub")
+
 
 class ConnectDeadlines:
-    """One timer for every connection's connect timeout (no CONNECT in time: close).
+    """One timer for every connection's connect timeout (no CONNECT in time: close), and a
+    cap on the connections waiting for their first CONNECT.
 
     Every connection has the same timeout, so deadlines come due in the order connections
     arrived: a queue replaces a sleeping task per connection, which an idle connection would
     otherwise carry for its first ``timeout`` seconds.
+
+    A connection that has not joined a namespace holds a session (and, over WebSocket, a
+    file descriptor) for up to ``timeout`` seconds without having shown any credentials, so
+    their number is capped, per client address and in all (at most a quarter of the
+    process's file descriptor limit). Past a cap the oldest waiting one is closed to make
+    room, so a client that floods handshakes only ever evicts its own connections.
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, per_address: int = 0, overall: int = 0) -> None:
         self.timeout = timeout
+        self.per_address = per_address
+        self.overall = within_descriptors(overall, 4)
         #: Weak references: a connection that went away is not kept until its deadline.
         self._due: deque[tuple[float, weakref.ref[Client]]] = deque()
         self._wakeup = trio.Event()
         self._running = False
+        #: The connections waiting for their first CONNECT, oldest first: all of them and
+        #: by client address (dicts as ordered sets).
+        self._waiting: dict[Client, str] = {}
+        self._waiting_from: dict[str, dict[Client, None]] = {}
+        #: Connections closed to make room for newer ones.
+        self.evicted = 0
 
-    def add(self, client: Client) -> None:
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def add(self, client: Client, host: str) -> None:
+        same = self._waiting_from.get(host)
+        if self.per_address and same is not None and len(same) >= self.per_address:
+            self._evict(next(iter(same)))
+        if self.overall and len(self._waiting) >= self.overall:
+            self._evict(next(iter(self._waiting)))
+        self._waiting[client] = host
+        self._waiting_from.setdefault(host, {})[client] = None
         self._due.append((trio.current_time() + self.timeout, weakref.ref(client)))
         if len(self._due) == 1:
             self._wakeup.set()
+
+    def done(self, client: Client) -> None:
+        """``client`` joined a namespace, or closed: it no longer waits; idempotent."""
+        host = self._waiting.pop(client, None)
+        if host is None:
+            return
+        same = self._waiting_from[host]
+        del same[client]
+        if not same:
+            del self._waiting_from[host]
+
+    def _evict(self, client: Client) -> None:
+        self.done(client)
+        self.evicted += 1
+        if self.evicted % 1000 == 1:
+            log.warning(
+                "too many connections waiting for their first CONNECT (%d in all): closing "
+                "the oldest (%d so far)",
+                len(self._waiting),
+                self.evicted,
+            )
+        client.connect_deadline_passed()
 
     async def run(self) -> None:
         if self._running:  # the hub serves on several listeners: one timer is enough
@@ -115,6 +167,8 @@ class Hub:
         body_timeout: float = 30.0,
         max_handshaking_per_address: int = 128,
         max_handshaking: int = 1024,
+        max_unjoined_per_address: int = 128,
+        max_unjoined: int = 1024,
         adapter_factory: Callable[..., Adapter] | None = None,
     ) -> None:
         self.config = EngineConfig(
@@ -152,7 +206,11 @@ class Hub:
         self.recovery_buffer_bytes = recovery_buffer_bytes
         self.recovery_skips_middlewares = recovery_skips_middlewares
         self.engine = EngineServer(self.config, self._new_client)
-        self.connect_deadlines = ConnectDeadlines(connect_timeout)
+        #: ``max_unjoined*``: connections that have not joined a namespace yet (see
+        #: :class:`ConnectDeadlines`), per client address and in all; 0: no limit.
+        self.connect_deadlines = ConnectDeadlines(
+            connect_timeout, max_unjoined_per_address, max_unjoined
+        )
         self.namespaces: dict[str, Namespace] = {}
         #: Counters for monitoring: packets_in, parse_errors, handler_errors, events_refused.
         self.stats: Counter[str] = Counter()

@@ -18,6 +18,7 @@ import trio
 
 from examples.engineio_echo import CONFIG, Echo
 from server.hub.engine import EngineConfig, EngineServer
+from server.hub.engine import config as engine_config
 from server.hub.engine import server as engine_server
 from server.hub.engine.session import Session
 
@@ -298,7 +299,7 @@ async def test_pongs_nobody_asked_for_cost_nothing() -> None:
 def test_the_overall_cap_leaves_half_the_descriptors_to_served_connections(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(engine_server.resource, "getrlimit", lambda _: (1024, 4096))
+    monkeypatch.setattr(engine_config.resource, "getrlimit", lambda _: (1024, 4096))
     assert EngineServer(replace(CONFIG, max_handshaking=1024), Echo).max_handshaking == 512
     assert EngineServer(replace(CONFIG, max_handshaking=100), Echo).max_handshaking == 100
     assert EngineServer(replace(CONFIG, max_handshaking=0), Echo).max_handshaking == 512

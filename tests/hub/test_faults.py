@@ -214,3 +214,77 @@ async def test_the_websocket_transport_of_a_socket_is_what_the_tests_think() -> 
     async with serving(hub) as url, raw_client(url):
         await wait_for(lambda: sockets)
         assert isinstance(sockets[0].client.session.transport, WebSocketTransport)
+
+
+async def test_a_failing_reader_ends_only_its_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug met while a message is read (here: the layer above raises) ends that session."""
+    hub, sockets = relay_hub()
+    async with serving(hub) as url, raw_client(url) as victim, raw_client(url) as sibling:
+        await wait_for(lambda: len(sockets) == 2)
+        session: Session = sockets[0].client.session
+
+        async def broken(data: str | bytes) -> None:
+            raise RuntimeError("injected reader failure")
+
+        monkeypatch.setattr(sockets[0].client, "on_message", broken)
+        await victim.emit("relay", "boom")
+        assert await victim.closed()
+        await wait_for(lambda: not sockets[0].connected)  # its clean-up has run
+        assert session.fault is not None
+        assert hub.engine.totals()["connection_errors"] == 1
+        await sibling.emit("relay", "fine", ack=True)
+        assert (await sibling.receive_event("relayed")) == ["fine"]
+
+
+async def open_unjoined(port: int, source: str) -> trio.SocketStream:
+    """A WebSocket from ``source`` (a 127.x.y.z address) that never sends CONNECT."""
+    sock = trio.socket.socket()
+    await sock.bind((source, 0))
+    await sock.connect(("127.0.0.1", port))
+    stream = trio.SocketStream(sock)
+    await stream.send_all(
+        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    seen = b""
+    with trio.fail_after(3):
+        while b'"sid"' not in seen:  # the 101, then the Engine.IO OPEN packet
+            seen += await stream.receive_some(4096)
+    return stream
+
+
+async def closed_by_server(stream: trio.SocketStream) -> bool:
+    with trio.fail_after(3):
+        while True:
+            try:
+                data = await stream.receive_some(4096)
+            except trio.BrokenResourceError:
+                return True
+            if not data or b"\x88" in data:  # EOF, or a close frame
+                return True
+
+
+async def test_connections_that_never_join_are_capped_oldest_first() -> None:
+    """A WebSocket that never sends CONNECT holds a descriptor until the connect timeout:
+    past the per-address (or overall) cap the oldest waiting one is closed to make room."""
+    hub, _ = relay_hub()
+    hub.connect_deadlines.per_address = 3
+    hub.connect_deadlines.overall = 5
+    async with serving(hub) as url:
+        port = int(url.rsplit(":", 1)[1])
+        waiting = [await open_unjoined(port, "127.0.0.2") for _ in range(3)]
+        assert hub.connect_deadlines.waiting == 3
+        waiting.append(await open_unjoined(port, "127.0.0.2"))
+        assert await closed_by_server(waiting.pop(0))  # the oldest from that address
+        waiting += [await open_unjoined(port, "127.0.0.3") for _ in range(2)]
+        assert hub.connect_deadlines.waiting == 5
+        async with raw_client(url) as joined:  # past the overall cap: the oldest of all goes
+            assert await closed_by_server(waiting.pop(0))
+            await joined.emit("relay", "in", ack=True)
+            assert (await joined.receive_event("relayed")) == ["in"]
+            assert hub.connect_deadlines.waiting == 4  # a joined one no longer waits
+        assert hub.connect_deadlines.evicted == 2
+        for stream in waiting:
+            await stream.aclose()
+        await wait_for(lambda: hub.connect_deadlines.waiting == 0)

@@ -1,6 +1,18 @@
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
+
+
+def within_descriptors(limit: int, share: int) -> int:
+    """``limit`` (0: none), at most ``1/share`` of this process's file descriptor limit:
+    what connections that have shown nothing yet may hold, so the rest is left for the
+    connections being served."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return limit
+    most = max(1, soft // share)
+    return min(limit, most) if limit else most
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ import errno
 import json
 import logging
 import math
-import resource
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -29,7 +28,7 @@ import h11
 import trio
 from wsproto.utilities import generate_accept_token
 
-from server.hub.engine.config import EngineConfig
+from server.hub.engine.config import EngineConfig, within_descriptors
 from server.hub.engine.cors import Headers, OriginPolicy
 from server.hub.engine.heartbeat import Heartbeat
 from server.hub.engine.session import DuplicatePoll, RequestInfo, Session, SessionHandler
@@ -102,7 +101,7 @@ class EngineServer:
         self._handshaking_from: dict[str, dict[_Handshaking, None]] = {}
         #: ``max_handshaking``, but never more than half the descriptors the process may
         #: open: the other half is for the connections that are served
-        self.max_handshaking = _within_descriptors(config.max_handshaking)
+        self.max_handshaking = within_descriptors(config.max_handshaking, 2)
         self._refusals_logged_at = -math.inf
 
     # ---- serving -------------------------------------------------------------------------
@@ -849,15 +848,6 @@ class _Handshaking:
 
 _SEPARATOR = eio.SEPARATOR.encode()
 _BUSY = "Too many connections handshaking: retry later"
-
-
-def _within_descriptors(limit: int) -> int:
-    """``limit`` (0: none), at most half of this process's file descriptor limit."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return limit
-    half = max(1, soft // 2)
-    return min(limit, half) if limit else half
 
 
 def _peer(address: tuple[str, int] | None) -> str:
