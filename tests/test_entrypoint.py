@@ -93,10 +93,9 @@ def test_serves_both_ports_and_stops_cleanly(signum: signal.Signals, tmp_path: P
     client.disconnect()
 
 
-def test_refuses_to_start_without_a_secret_or_dev(tmp_path: Path) -> None:
-    env = server_env(tmp_path)
-    del env["JWT_SECRET"]
-    result = subprocess.run(
+def start_server(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m server`` on free ports, expected to stop at once."""
+    return subprocess.run(
         [sys.executable, "-m", "server", "--port", "0", "--hub-port", "0"],
         cwd=ROOT,
         env=env,
@@ -104,6 +103,12 @@ def test_refuses_to_start_without_a_secret_or_dev(tmp_path: Path) -> None:
         text=True,
         timeout=30,
     )
+
+
+def test_refuses_to_start_without_a_secret_or_dev(tmp_path: Path) -> None:
+    env = server_env(tmp_path)
+    del env["JWT_SECRET"]
+    result = start_server(env)
     assert result.returncode == 2
     assert "JWT_SECRET is not set" in result.stderr
     assert "--dev" in result.stderr
@@ -139,14 +144,7 @@ def test_settings_of_the_real_time_service() -> None:
 def test_refuses_a_short_secret_outside_dev(tmp_path: Path) -> None:
     env = server_env(tmp_path)
     env["JWT_SECRET"] = "s" * 31
-    result = subprocess.run(
-        [sys.executable, "-m", "server", "--port", "0", "--hub-port", "0"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = start_server(env)
     assert result.returncode == 2
     assert "JWT_SECRET is 31 bytes long: HS256 needs a secret of at least 32 bytes" in (
         result.stderr

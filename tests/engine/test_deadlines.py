@@ -71,6 +71,17 @@ def status(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
 
 
+async def post(port: int, sid: str, body: bytes) -> trio.SocketStream:
+    """A polling POST of ``body`` to session ``sid``, sent whole; the connection."""
+    stream = await connect(port)
+    await stream.send_all(
+        f"POST /engine.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    return stream
+
+
 # ---- deadlines ------------------------------------------------------------------------------
 
 
@@ -230,7 +241,6 @@ async def test_a_million_noops_in_one_post_are_dispatched_in_slices(
     async with engine(replace(CONFIG, ping_interval=30, ping_timeout=30)) as (server, port):
         sid = await open_session(port)
         body = "\x1e".join(["6"] * 499_999).encode()
-        stream = await connect(port)
 
         async def ticker() -> None:
             nonlocal ticks
@@ -240,11 +250,7 @@ async def test_a_million_noops_in_one_post_are_dispatched_in_slices(
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ticker)
-            await stream.send_all(
-                f"POST /engine.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
-                f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
+            stream = await post(port, sid, body)
             response = await stream.receive_some(65536)
             nursery.cancel_scope.cancel()
         assert status(response) == 200
@@ -267,12 +273,7 @@ async def test_packets_before_a_malformed_record_are_delivered_then_the_session_
         port = listeners[0].socket.getsockname()[1]
         sid = await open_session(port)
         body = b"4one\x1e4two\x1e?bad\x1e4never"
-        stream = await connect(port)
-        await stream.send_all(
-            f"POST /engine.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
-            f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
+        stream = await post(port, sid, body)
         assert status(await stream.receive_some(65536)) == 400
         assert got == ["one", "two"]  # as the reference server does
         assert sid not in server.sessions
@@ -285,12 +286,7 @@ async def test_pongs_nobody_asked_for_cost_nothing() -> None:
     async with engine(replace(CONFIG, ping_interval=30, ping_timeout=30)) as (server, port):
         sid = await open_session(port)
         body = "\x1e".join(["3"] * 100_000).encode()
-        stream = await connect(port)
-        await stream.send_all(
-            f"POST /engine.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
-            f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
+        stream = await post(port, sid, body)
         assert status(await stream.receive_some(65536)) == 200
         assert len(server.heartbeat._pings) + len(server.heartbeat._timeouts) <= 2
         assert sid in server.sessions

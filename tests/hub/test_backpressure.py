@@ -24,6 +24,13 @@ def transport_of(hub: Hub, socket: Socket) -> WebSocketTransport:
     return transport
 
 
+async def first_socket(sockets: list[Socket]) -> Socket:
+    with trio.fail_after(5):
+        while not sockets:
+            await trio.sleep(0.01)
+    return sockets[0]
+
+
 def stalled_client(url: str, connect_packet: bytes) -> stdsocket.socket:
     """A blocking socket that upgrades to WebSocket and sends ``connect_packet`` (a Socket.IO
     CONNECT) in one go, with a 4 KB receive buffer; the test then never reads from it."""
@@ -148,9 +155,7 @@ async def test_a_stalled_client_is_cut_off_after_its_ping_timeout(
     hub.on("connect", sockets.append)
     async with serving(hub) as url:
         stalled = stalled_client(url, b"40")
-        with trio.fail_after(5):
-            while not sockets:
-                await trio.sleep(0.01)
+        await first_socket(sockets)
         blob = "z" * 65_000
         for n in range(200):  # 13 MB: more than the kernel buffers between us hold
             sockets[0].emit("blob", n, blob)
@@ -179,10 +184,7 @@ async def test_the_outbound_queue_is_bounded_in_bytes_too() -> None:
     hub.on("connect", sockets.append)
     async with serving(hub) as url:
         stalled = stalled_client(url, b"40")
-        with trio.fail_after(5):
-            while not sockets:
-                await trio.sleep(0.01)
-        socket = sockets[0]
+        socket = await first_socket(sockets)
         session = socket.client.session
         blob = "z" * 50_000
         for _ in range(400):  # 20 MB: more than the kernel buffers between us hold

@@ -15,6 +15,7 @@ import trio
 from server.hub import Rate
 from tests.realtime.harness import Service, make_project, serving, token
 from tests.realtime.test_events import two_in_a_project
+from tests.realtime.test_faults import drop
 
 RATE_LIMITED = {"ok": False, "error": "Rate limit exceeded"}
 
@@ -160,14 +161,6 @@ async def test_the_limits_are_settings(tmp_path: Path) -> None:
         finally:
             await ada.disconnect()
             await bob.disconnect()
-
-
-def drop(svc: Service, table: str) -> None:
-    path = svc.settings.database_url.removeprefix("sqlite:///")
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA foreign_keys = OFF")
-    conn.execute(f"DROP TABLE {table}")
-    conn.close()
 
 
 async def test_healthz_is_degraded_while_the_database_fails(svc: Service) -> None:

@@ -53,14 +53,15 @@ process.exit(0);
 """
 
 
-def run_node(args: list[Any]) -> dict[str, Any]:
+def run_node(args: list[Any], script: str = SCRIPT, timeout: float = 30) -> dict[str, Any]:
+    """Run ``script`` (an ES module) with the stock client; the JSON of its last line."""
     done = subprocess.run(
         [str(node_executable()), "--input-type=module", "-", json.dumps(args)],
-        input=SCRIPT,
+        input=script,
         cwd=NODE_DIR,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -153,18 +154,7 @@ async def test_a_resume_is_authenticated_again(tmp_path: Path) -> None:
             token("bob", "Bob"),
             project,
         ]
-        done = await trio.to_thread.run_sync(
-            lambda: subprocess.run(
-                [str(node_executable()), "--input-type=module", "-", json.dumps(args)],
-                input=RESUME_SCRIPT,
-                cwd=NODE_DIR,
-                capture_output=True,
-                text=True,
-                timeout=40,
-            )
-        )
-        assert done.returncode == 0, done.stderr
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result = await trio.to_thread.run_sync(lambda: run_node(args, RESUME_SCRIPT, 40))
         assert result["joined"] is True
         assert result["refusal"] == "Authentication failed: invalid token"
         assert result["recovered"] is True and result["sameId"] is True
