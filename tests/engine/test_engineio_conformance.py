@@ -114,6 +114,22 @@ async def test_polling_handshake_with_a_bad_method_fails(
     await still_served(bystander)
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+async def test_polling_request_with_a_bad_method_gets_500(
+    polling: Polling, bystander: WsClient, method: str
+) -> None:
+    """Node's polling transport answers a method other than GET and POST with 500 and no
+    body, and the session lives on."""
+    sid = await polling.open()
+    response = await polling.http.request(method, polling.url(sid), content=b"4hi")
+    assert response.status_code == 500
+    assert response.content == b""
+    push = await polling.post(sid, "4still open")
+    assert push.status_code == 200
+    assert (await polling.get(sid)).text == "4still open"
+    await still_served(bystander)
+
+
 async def test_websocket_handshake_opens_a_session(echo_server: str) -> None:
     async with open_ws(ws_url(echo_server, EIO_PATH)) as ws:
         assert ws.handshake is not None
@@ -343,14 +359,18 @@ async def test_polling_request_after_upgrade_is_refused(echo_server: str, pollin
         await ws.echo("hello again")  # the session itself lives on
 
 
-async def test_second_websocket_after_upgrade_is_refused(
+async def test_second_websocket_after_upgrade_is_accepted_then_closed(
     echo_server: str, polling: Polling
 ) -> None:
+    """As Node's server does, and the protocol's test suite expects ("ignores WebSocket
+    connection with same sid after upgrade"): the handshake succeeds, and the server closes
+    the WebSocket at once, with a close frame without a status code."""
     sid = await polling.open()
     async with open_ws(ws_url(echo_server, EIO_PATH, sid), handshake=False) as ws:
         await upgrade(polling, ws, sid)
-        refusal = await ws_refused(ws_url(echo_server, EIO_PATH, sid))
-        assert refusal.status_code == 400
+        async with open_ws(ws_url(echo_server, EIO_PATH, sid), handshake=False) as second:
+            reason = await second.expect_closed(allowed=())
+            assert reason.code == 1005  # no status code in the close frame
         await ws.echo("hello again")
 
 

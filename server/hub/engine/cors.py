@@ -1,4 +1,8 @@
-"""Who may talk to the server from a browser page, and the CORS headers that say so."""
+"""Who may talk to the server from a browser page, and the CORS headers that say so.
+
+One policy for the hub and the app: the same rule decides who may talk to either; only
+what a preflight answers (the methods and headers of each) differs.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,20 @@ class OriginPolicy:
     echoed with credentials allowed, so cookies and ``withCredentials`` clients work.
     """
 
-    def __init__(self, origins: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        origins: tuple[str, ...],
+        *,
+        methods: str = ALLOW_METHODS,
+        allow_headers: str | None = None,
+        max_age: int = 86400,
+    ) -> None:
         self.allow_any = "*" in origins
         self.origins = frozenset(o.rstrip("/") for o in origins if o != "*")
+        self.methods = methods
+        #: Headers a preflight allows; None: whatever the browser asks for.
+        self.allow_headers = allow_headers
+        self.max_age = max_age
 
     def allows(self, origin: str | None, host: str | None) -> bool:
         if origin is None or self.allow_any or origin in self.origins:
@@ -38,9 +53,9 @@ class OriginPolicy:
 
     def preflight_headers(self, origin: str | None, request: Mapping[str, str]) -> Headers:
         headers = self.headers(origin)
-        headers.append(("access-control-allow-methods", ALLOW_METHODS))
-        wanted = request.get("access-control-request-headers")
+        headers.append(("access-control-allow-methods", self.methods))
+        wanted = self.allow_headers or request.get("access-control-request-headers")
         if wanted:
             headers.append(("access-control-allow-headers", wanted))
-        headers.append(("access-control-max-age", "86400"))
+        headers.append(("access-control-max-age", str(self.max_age)))
         return headers

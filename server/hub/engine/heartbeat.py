@@ -1,25 +1,22 @@
-"""One timer task for every session's heartbeat.
+"""Every session's heartbeat, on one deadline queue (:mod:`server.hub.engine.deadlines`).
 
 Every session pings after the same ``ping_interval`` and waits the same ``ping_timeout`` for
-the pong, so deadlines are appended in time order: two FIFO deques hold them and the task
-sleeps until the earliest. That is O(1) per ping and a few dozen bytes per session, instead of
-a task or a cancel scope per session. An entry whose session has since moved on (pong
-received, session closed) is recognised by its token and skipped.
+the pong, so two FIFO deques hold every session's next deadline and one task fires them: no
+timer, task or cancel scope per session. A session holds its one pending heartbeat deadline
+(``heartbeat_token``): a pong or the close cancels it, so the entry left in the queue is
+skipped when it comes up, and does not keep the session alive meanwhile.
 """
 
 from __future__ import annotations
 
-import logging
-from collections import deque
 from typing import Protocol
 
-import trio
-
-log = logging.getLogger("hub.engine")
+from server.hub.engine.deadlines import Deadline, Deadlines
 
 
 class Beating(Protocol):
-    heartbeat_token: int
+    #: The session's pending heartbeat deadline (its next ping, or the wait for its pong).
+    heartbeat_token: Deadline[Beating] | None
 
     def send_ping(self) -> None: ...
     def ping_timed_out(self) -> None: ...
@@ -28,52 +25,43 @@ class Beating(Protocol):
     def is_open(self) -> bool: ...
 
 
+def _failed(session: Beating, error: Exception) -> None:
+    session.failed(error, "its heartbeat")  # one session's fault ends that session only
+
+
 class Heartbeat:
     def __init__(self, ping_interval: float, ping_timeout: float) -> None:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        self._pings: deque[tuple[float, Beating, int]] = deque()
-        self._timeouts: deque[tuple[float, Beating, int]] = deque()
-        self._wakeup = trio.Event()
+        self.deadlines: Deadlines[Beating] = Deadlines(failed=_failed)
+        self._fire_ping = self._ping  # one bound method for every deadline, not one each
 
     def schedule_ping(self, session: Beating) -> None:
-        """Ping ``session`` after one interval (called on open and on every pong)."""
-        session.heartbeat_token += 1
-        self._push(self._pings, trio.current_time() + self.ping_interval, session)
+        """Ping ``session`` after one interval (called on open and on the awaited pong)."""
+        self._set(session, self.deadlines.add(self.ping_interval, self._fire_ping, session))
 
-    def _push(self, queue: deque[tuple[float, Beating, int]], when: float, s: Beating) -> None:
-        queue.append((when, s, s.heartbeat_token))
-        if len(queue) == 1:
-            self._wakeup.set()
+    def stop(self, session: Beating) -> None:
+        """No more heartbeat for ``session`` (it closed); idempotent."""
+        self._set(session, None)
 
     async def run(self) -> None:
-        while True:
-            now = trio.current_time()
-            self._fire(now)
-            nearest = min((q[0][0] for q in (self._pings, self._timeouts) if q), default=None)
-            self._wakeup = trio.Event()
-            if nearest is None:
-                await self._wakeup.wait()
-            else:
-                with trio.move_on_at(nearest):
-                    await self._wakeup.wait()
+        await self.deadlines.run()
 
-    def _fire(self, now: float) -> None:
-        pings, timeouts = self._pings, self._timeouts
-        while pings and pings[0][0] <= now:
-            _, session, token = pings.popleft()
-            if token == session.heartbeat_token and session.is_open:
-                session.heartbeat_token += 1
-                try:
-                    session.send_ping()
-                except Exception as exc:  # one session's fault ends that session only
-                    session.failed(exc, "its heartbeat")
-                    continue
-                timeouts.append((now + self.ping_timeout, session, session.heartbeat_token))
-        while timeouts and timeouts[0][0] <= now:
-            _, session, token = timeouts.popleft()
-            if token == session.heartbeat_token and session.is_open:
-                try:
-                    session.ping_timed_out()
-                except Exception as exc:
-                    session.failed(exc, "its heartbeat")
+    @staticmethod
+    def _set(session: Beating, deadline: Deadline[Beating] | None) -> None:
+        pending = session.heartbeat_token
+        if pending is not None:
+            pending.cancel()
+        session.heartbeat_token = deadline
+
+    def _ping(self, session: Beating) -> None:
+        session.heartbeat_token = None
+        if session.is_open:
+            session.send_ping()
+            self._set(session, self.deadlines.add(self.ping_timeout, _timed_out, session))
+
+
+def _timed_out(session: Beating) -> None:
+    session.heartbeat_token = None
+    if session.is_open:
+        session.ping_timed_out()

@@ -1,38 +1,45 @@
 """An Engine.IO session: one client, whichever transport carries it at the moment.
 
-The session owns the outbound queue and the heartbeat state; transports (a long-polling
-request, a WebSocket connection) take packets from it. Its task tree lives in the engine's
-session nursery: :meth:`Session.run` holds a nursery for the work its messages start (the
-Socket.IO layer's event handlers), and when the session closes that nursery is cancelled and
-the clean-up runs shielded, with a deadline.
+The session owns the outbound queue, the heartbeat state and its :class:`State` (the state
+machine is the table of :mod:`server.hub.engine.state`; the methods here are its transitions,
+called by the transports and the heartbeat). Transports (a long-polling request, a WebSocket
+connection) take packets from it. Its task tree lives in the engine's session nursery:
+:meth:`Session.run` holds a nursery for the work its messages start (the Socket.IO layer's
+event handlers), and when the session closes that nursery is cancelled and the clean-up runs
+shielded, with a deadline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from server.hub.engine.config import EngineConfig
+from server.hub.engine.state import (
+    OPEN_STATES,
+    POLLING_STATES,
+    Event,
+    State,
+    initial_state,
+    next_state,
+)
 from server.hub.engine.wire import CLOSE, NOOP, PING, Wire
 from server.hub.protocol import engineio as eio
 
 if TYPE_CHECKING:
-    from server.hub.engine.heartbeat import Heartbeat
+    from server.hub.engine.deadlines import Deadline
+    from server.hub.engine.heartbeat import Beating, Heartbeat
 
 log = logging.getLogger("hub.engine")
 
-
-class State(Enum):
-    OPEN = "open"
-    CLOSING = "closing"  # server-initiated: what is queued (ending with CLOSE) still goes out
-    CLOSED = "closed"
+__all__ = ["RequestInfo", "Session", "SessionHandler", "State", "Transport", "contain"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +73,6 @@ class Transport(Protocol):
         """Send now, without queueing, if the transport can (see WebSocketTransport)."""
 
 
-class DuplicatePoll(Exception):
-    """A second GET arrived while one was pending: the specification closes the session."""
-
-
 class Session:
     """One Engine.IO client, across polling and WebSocket."""
 
@@ -86,9 +89,15 @@ class Session:
         self.config = config
         self.request = request
         self.transport: Transport = transport
-        self.state = State.OPEN
+        #: Where the session is in its life (see :mod:`server.hub.engine.state`); moved
+        #: only by the transition methods below.
+        self.state = initial_state(transport.name)
+        #: ``state in OPEN_STATES``, kept with it: the send path reads it for every packet.
+        self._open = True
         self.close_reason = ""
-        self.heartbeat_token = 0
+        #: The session's pending heartbeat deadline (its next ping or its pong's deadline);
+        #: a pong or the close cancels it (see :class:`Heartbeat`).
+        self.heartbeat_token: Deadline[Beating] | None = None
         #: A ping is out and its pong not back yet; any other pong is ignored, so a client
         #: cannot make the heartbeat queue grow by sending pongs nobody asked for.
         self.awaiting_pong = False
@@ -112,17 +121,27 @@ class Session:
         self.post_pending = False
         #: Created by a waiting GET: a WebSocket session never needs one.
         self._poll_wakeup: trio.Event | None = None
-        # upgrade state: a WebSocket has connected with our sid / has sent "2probe"
-        self.upgrading = False
-        self.probed = False
-        self.upgraded = False
         self._closed = trio.Event()
         self.nursery: trio.Nursery | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
     @property
     def is_open(self) -> bool:
-        return self.state is State.OPEN
+        return self._open
+
+    @property
+    def polling(self) -> bool:
+        """Long-polling carries the session (GET and POST are served for it)."""
+        return self.state in POLLING_STATES
+
+    def _move(self, event: Event) -> bool:
+        """Take the transition of ``event``, if the table allows it from here."""
+        state = next_state(self.state, event)
+        if state is None:
+            return False
+        self.state = state
+        self._open = state in OPEN_STATES
+        return True
 
     def handshake_packet(self) -> eio.Packet:
         upgrades = (
@@ -161,7 +180,9 @@ class Session:
             # a task of this session's tree failed: it ends this session, and only this one
             self.failed(exc, "a task of its tree")
         finally:
-            self.state = State.CLOSED
+            if self._open:  # cancelled with the engine: nothing more goes out
+                self._move(Event.ABORT)
+            self._heartbeat.stop(self)
             handler = self.handler
             if handler is not None:
                 with trio.move_on_after(self.config.cleanup_timeout) as scope:
@@ -173,15 +194,17 @@ class Session:
                 if scope.cancelled_caught:
                     log.warning("clean-up of session %s passed its deadline", self.sid)
 
-    def close(self, reason: str = "forced close") -> None:
-        """Server-initiated close: queued packets and a CLOSE packet still go out."""
-        if self.state is not State.OPEN:
-            return
+    def close(self, reason: str = "forced close") -> bool:
+        """Server-initiated close (``CLOSE``): queued packets and a CLOSE packet still go
+        out. False if the session was not open."""
+        if not self._move(Event.CLOSE):
+            return False
         self.queue.append(CLOSE)
         self.queued_bytes += CLOSE.nbytes
-        self._finish(reason, State.CLOSING)
+        self._finish(reason)
         self.transport.notify()
         self.wake_poll()
+        return True
 
     def failed(self, error: BaseException, where: str) -> None:
         """An unexpected error in this session's connection or tasks: log it with the sid,
@@ -193,21 +216,23 @@ class Session:
         log.error("session %s: %s failed; closing the session", self.sid, where, exc_info=error)
         self.abort("transport error")
 
-    def abort(self, reason: str) -> None:
-        """The client went away or broke the protocol: nothing more is sent."""
-        if self.state is State.CLOSED:
-            return
+    def abort(self, reason: str) -> bool:
+        """The client went away or broke the protocol (``ABORT``): nothing more is sent.
+        False if the session was closed already."""
+        if not self._move(Event.ABORT):
+            return False
         self.queue.clear()
         self.queued_bytes = 0
-        self._finish(reason, State.CLOSED)
+        self._finish(reason)
         self.transport.notify()
         self.wake_poll()
+        return True
 
-    def _finish(self, reason: str, state: State) -> None:
+    def _finish(self, reason: str) -> None:
         if not self.close_reason:
             self.close_reason = reason
             self._on_removed(self)
-        self.state = state
+            self._heartbeat.stop(self)
         self._closed.set()
 
     async def wait_closed(self) -> None:
@@ -223,7 +248,7 @@ class Session:
         packets that are held in memory anyway (a recovered session's missed packets): the
         queue only adds a reference to each.
         """
-        if self.state is not State.OPEN:
+        if not self._open:
             return False
         if not self.queue and self.transport.try_write(wire):
             self.packets_out += wire.count
@@ -252,7 +277,7 @@ class Session:
         return True
 
     def send_ping(self) -> None:
-        if self.state is State.OPEN:
+        if self.is_open:
             self.awaiting_pong = True
             if not self.queue and self.transport.try_write(PING):
                 return
@@ -265,17 +290,18 @@ class Session:
         self.close("ping timeout")
 
     def take_all(self) -> list[Wire]:
+        """Everything queued, for a transport to send. A closing session has queued all it
+        will (``FLUSHED``): it is closed once this is taken."""
         items = self.queue
         self.queue = []
         self.queued_bytes = 0
-        if self.state is State.CLOSING and items and items[-1].is_close:
-            self.state = State.CLOSED
+        self._move(Event.FLUSHED)
         return items
 
     # ---- inbound -----------------------------------------------------------------------
     async def receive(self, packet: eio.Packet) -> None:
         """A packet from the client, on whichever transport carries the session."""
-        if self.state is not State.OPEN:
+        if not self.is_open:
             return
         kind = packet.type
         if kind is eio.PacketType.MESSAGE:
@@ -295,22 +321,51 @@ class Session:
             self.queue.clear()
             self.queue.append(NOOP)
             self.queued_bytes = NOOP.nbytes
-            self._finish("transport close", State.CLOSING)
+            self._move(Event.CLOSE)
+            self._finish("transport close")
             self.wake_poll()
         else:
             self.abort("transport close")
 
+    # ---- the upgrade (driven by the WebSocket that connected with this session's sid) ----
+    def begin_upgrade(self) -> bool:
+        """A WebSocket with this sid has completed its handshake (``BEGIN_UPGRADE``). False
+        when the session cannot be upgraded: it is not polling, or another WebSocket is
+        upgrading it already; that WebSocket is then closed (as Node's server does)."""
+        return self._move(Event.BEGIN_UPGRADE)
+
+    def probe(self) -> bool:
+        """The WebSocket sent ``2probe`` (``PROBE``): a pending GET ends with NOOP, so that
+        the client can send ``5``. False if the session is not upgrading (any more)."""
+        if not self._move(Event.PROBE):
+            return False
+        self.wake_poll()
+        return True
+
+    def upgrade(self, transport: Transport) -> bool:
+        """The WebSocket sent ``5`` (``UPGRADE``): it carries the session from now on (it
+        then sends what was queued for polling). False unless the probe came first."""
+        if not self._move(Event.UPGRADE):
+            return False
+        self.transport = transport
+        return True
+
+    def upgrade_failed(self) -> None:
+        """The upgrading WebSocket is gone (``UPGRADE_FAILED``): polling goes on as before.
+        Nothing changes if the upgrade completed or the session closed meanwhile."""
+        self._move(Event.UPGRADE_FAILED)
+
     # ---- long-polling ------------------------------------------------------------------
     async def poll(self) -> list[Wire]:
-        """Serve one GET: wait for packets (or a probe, or the close) and take them all."""
-        if self.poll_pending:
-            raise DuplicatePoll
+        """Serve one GET: wait for packets (or the probe, or the close) and take them all.
+        One at a time: the caller checks :attr:`poll_pending` first."""
+        assert not self.poll_pending, "a GET is pending already"
         self.poll_pending = True
         try:
-            while not self.queue and self.state is State.OPEN and not self.probed:
+            while not self.queue and self.state in _POLL_WAITS:
                 self._poll_wakeup = trio.Event()
                 await self._poll_wakeup.wait()
-            if not self.queue and self.probed:
+            if not self.queue and self.state is State.PROBED:
                 return [NOOP]  # a WebSocket is taking over: end this poll cleanly
             return self.take_all()
         finally:
@@ -319,3 +374,24 @@ class Session:
     def wake_poll(self) -> None:
         if self._poll_wakeup is not None:
             self._poll_wakeup.set()
+
+
+#: The states in which a GET waits for something to send.
+_POLL_WAITS = frozenset({State.POLLING, State.UPGRADING})
+
+
+@contextlib.contextmanager
+def contain(session: Session, where: str) -> Iterator[None]:
+    """A connection serving ``session``: an unexpected error in here ends the session
+    (logged with its sid, counted: :meth:`Session.failed`) and is not raised any further,
+    so it never reaches another connection or the process. The code after the ``with``
+    runs only when that happened: it ends the connection.
+
+    A broken or closed stream is the client going away, not a fault: it goes on up.
+    """
+    try:
+        yield
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        raise
+    except Exception as exc:
+        session.failed(exc, where)

@@ -22,10 +22,11 @@ from collections.abc import Awaitable, Callable
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError
 
 from server.hub.engine.config import EngineConfig
-from server.hub.engine.session import Session, State
+from server.hub.engine.session import Session
 from server.hub.engine.wire import OP_TEXT, Wire, ws_frame
 
 log = logging.getLogger("hub.engine")
@@ -33,6 +34,9 @@ log = logging.getLogger("hub.engine")
 CLOSE_NORMAL = 1000
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_TOO_BIG = 1009
+#: A close frame without a status code (the peer reports 1005): what Node's server sends
+#: when it closes a WebSocket it will not use, such as a second one for an upgraded sid.
+CLOSE_NO_STATUS = CloseReason.NO_STATUS_RCVD
 #: How long a closing server waits for the client's close frame before dropping the TCP.
 CLOSE_GRACE = 1.0
 #: Once the session is closing, what is left to write (queued packets, the close frame) must
@@ -80,7 +84,7 @@ class WebSocketTransport:
     # called by the session when it has packets queued or is closing
     def notify(self) -> None:
         session = self.session
-        if session is not None and session.state is not State.OPEN:
+        if session is not None and not session.is_open:
             self._closing()
         self._kick()
 
@@ -179,7 +183,7 @@ class WebSocketTransport:
                     wires = session.take_all()
                     self.writer_writes += len(wires)
                     chunks.extend(wire.frames for wire in wires)
-                    if session.state is not State.OPEN and not self._finished:
+                    if not session.is_open and not self._finished:
                         self.close()
                 finished = self._finished
                 if finished and self._close_frame:
@@ -211,8 +215,10 @@ class WebSocketTransport:
             await self.peer_closed.wait()
         connection_scope.cancel()
 
-    async def read_loop(self, on_frame: Callable[[str | bytes], Awaitable[None]]) -> str:
-        """Deliver each complete message to ``on_frame``; returns why reading stopped."""
+    async def read_loop(self, on_frame: Callable[[str | bytes], Awaitable[str | None]]) -> str:
+        """Deliver each complete message to ``on_frame``; returns why reading stopped: the
+        peer closed (``"transport close"``), the connection broke or a message was too big
+        (``"transport error"``), or ``on_frame`` returned a reason to stop."""
         text: list[str] = []
         data: list[bytes] = []
         size = 0
@@ -247,7 +253,9 @@ class WebSocketTransport:
                             text.clear()
                             data.clear()
                             size = 0
-                            await on_frame(frame)
+                            stop = await on_frame(frame)
+                            if stop is not None:
+                                return stop
                             delivered += 1
                             if delivered % READ_SLICE == 0:
                                 await trio.lowlevel.checkpoint()

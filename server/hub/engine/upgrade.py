@@ -1,0 +1,209 @@
+"""The WebSocket opening handshake, and what the WebSocket then carries: a session of its
+own, or a polling session it upgrades (probe, then the switch).
+
+The handshake answers 101 and returns :class:`~server.hub.engine.exchange.Switched`: the
+connection's task drops its HTTP parser and then serves the WebSocket here to its end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from functools import partial
+
+import h11
+import trio
+from wsproto.utilities import generate_accept_token
+
+from server.hub.engine.config import EngineConfig
+from server.hub.engine.exchange import (
+    BAD_REQUEST,
+    UNKNOWN_SID,
+    Done,
+    Exchange,
+    Outcome,
+    Server,
+    Switched,
+)
+from server.hub.engine.session import RequestInfo, Session, contain
+from server.hub.engine.websocket import CLOSE_NO_STATUS, CLOSE_PROTOCOL_ERROR, WebSocketTransport
+from server.hub.engine.wire import Wire
+from server.hub.protocol import ProtocolError
+from server.hub.protocol import engineio as eio
+
+log = logging.getLogger("hub.engine")
+
+#: Why a WebSocket's reading stopped, besides the transport's own reasons.
+PARSE_ERROR = "parse error"
+UPGRADE_FAILED = "upgrade failed"
+
+
+async def handshake(engine: Server, ex: Exchange, info: RequestInfo) -> Outcome:
+    """``transport=websocket``: the opening handshake, for a new session or, with a sid, to
+    upgrade a polling one."""
+    if ex.headers.get("upgrade", "").lower() != "websocket":
+        await ex.error(400, BAD_REQUEST)
+        return Done.KEEP_ALIVE
+    key = ex.headers.get("sec-websocket-key")
+    if not key or ex.headers.get("sec-websocket-version") != "13":
+        await ex.error(400, BAD_REQUEST, close=True)
+        return Done.CLOSE
+    sid = info.query.get("sid")
+    if sid is None:
+        if not engine.accepting:
+            await ex.error(400, BAD_REQUEST, close=True)
+            return Done.CLOSE
+        transport = await _accept(ex, key, engine.config)
+        return Switched(partial(serve_session, engine, transport, info))
+    session = engine.sessions.get(sid)
+    if session is None:
+        await ex.error(400, UNKNOWN_SID, close=True)
+        return Done.CLOSE
+    # A sid that cannot be upgraded (it is on a WebSocket already, or another one is
+    # upgrading it) gets its WebSocket all the same, closed at once: what Node's server does
+    # and the protocol's test suite expects ("ignores WebSocket connection with same sid").
+    upgrading = session.begin_upgrade()
+    try:
+        transport = await _accept(ex, key, engine.config)
+    except BaseException:
+        if upgrading:
+            session.upgrade_failed()
+        raise
+    if not upgrading:
+        return Switched(partial(refuse, transport))
+    return Switched(partial(serve_upgrade, engine.config, transport, session))
+
+
+async def _accept(ex: Exchange, key: str, config: EngineConfig) -> WebSocketTransport:
+    accept = generate_accept_token(key.encode("latin-1"))
+    response = h11.InformationalResponse(
+        status_code=101,
+        headers=[
+            ("upgrade", "websocket"),
+            ("connection", "Upgrade"),
+            ("sec-websocket-accept", accept.decode("ascii")),
+        ],
+    )
+    await ex.stream.send_all(ex.conn.send(response))
+    trailing, _ = ex.conn.trailing_data  # frames that came with the request
+    return WebSocketTransport(ex.stream, config, trailing)
+
+
+async def serve_session(engine: Server, transport: WebSocketTransport, info: RequestInfo) -> None:
+    """A session opened on this WebSocket, served to its end."""
+    session = await engine.open_session(info, transport)
+    transport.session = session
+    # straight to the socket, like any packet for an idle connection: no writer task
+    if not transport.try_write(Wire([session.handshake_packet()])):
+        transport.send_text_now(eio.encode_text(session.handshake_packet()))
+    await carry(transport, session)
+
+
+async def carry(transport: WebSocketTransport, session: Session) -> None:
+    """The WebSocket carries ``session``: its messages to the session, until either ends."""
+
+    async def on_frame(frame: str | bytes) -> str | None:
+        packet = _decode(session, frame)
+        if packet is None:
+            return PARSE_ERROR
+        await session.receive(packet)
+        return None
+
+    with contain(session, "its WebSocket"):
+        async with trio.open_nursery() as nursery:
+            transport.attach(nursery)
+            _end(transport, session, await transport.read_loop(on_frame))
+
+
+async def serve_upgrade(
+    config: EngineConfig, transport: WebSocketTransport, session: Session
+) -> None:
+    """Probe, then switch ``session`` from polling to this WebSocket, which then carries it.
+
+    Until the switch the session stays on polling: if this WebSocket goes away, sends
+    anything but the probe and then ``5``, or takes longer than ``upgrade_timeout``, it is
+    closed and polling goes on. If the session closes meanwhile, the WebSocket is closed.
+    """
+    with contain(session, "its WebSocket upgrade"):
+        await _upgrade(config, transport, session)
+
+
+async def _upgrade(config: EngineConfig, transport: WebSocketTransport, session: Session) -> None:
+    deadline = trio.CancelScope(deadline=trio.current_time() + config.upgrade_timeout)
+
+    async def on_frame(frame: str | bytes) -> str | None:
+        packet = _decode(session, frame)
+        if packet is None:
+            return PARSE_ERROR
+        if transport.session is session:  # upgraded: the session's own packets
+            await session.receive(packet)
+            return None
+        if packet.type is eio.PacketType.PING and packet.data == "probe":
+            if not session.probe():
+                return UPGRADE_FAILED  # the session closed meanwhile
+            transport.send_text_now("3probe")
+            return None
+        if packet.type is eio.PacketType.UPGRADE and session.upgrade(transport):
+            transport.session = session
+            transport.notify()  # flush what was queued for polling
+            deadline.deadline = math.inf
+            return None
+        return UPGRADE_FAILED
+
+    async def close_with_session() -> None:
+        await session.wait_closed()
+        if transport.session is None:
+            transport.close()  # closed before the switch: this WebSocket has nothing to carry
+
+    try:
+        async with trio.open_nursery() as nursery:
+            transport.attach(nursery)
+            nursery.start_soon(close_with_session)
+            reason = "transport close"
+            with deadline:
+                reason = await transport.read_loop(on_frame)
+            if transport.session is session:
+                _end(transport, session, reason)
+            else:
+                session.upgrade_failed()  # polling goes on
+                if reason == PARSE_ERROR:
+                    transport.close(CLOSE_PROTOCOL_ERROR, "parse error")
+                elif deadline.cancelled_caught or reason == UPGRADE_FAILED:
+                    transport.close()  # refused, or not completed in time
+                else:
+                    transport.finish()
+    finally:
+        if transport.session is None:
+            session.upgrade_failed()
+
+
+async def refuse(transport: WebSocketTransport) -> None:
+    """A WebSocket accepted only to be closed: a close frame without a status code, as Node
+    sends; the client's close is awaited for a moment (``CLOSE_GRACE``)."""
+
+    async def ignore(frame: str | bytes) -> None:
+        return None
+
+    async with trio.open_nursery() as nursery:
+        transport.attach(nursery)
+        transport.close(CLOSE_NO_STATUS)
+        await transport.read_loop(ignore)
+
+
+def _decode(session: Session, frame: str | bytes) -> eio.Packet | None:
+    try:
+        return eio.decode_frame(frame)
+    except ProtocolError as exc:
+        log.info("session %s: malformed packet: %s", session.sid, exc)
+        return None
+
+
+def _end(transport: WebSocketTransport, session: Session, reason: str) -> None:
+    """Reading the WebSocket that carries ``session`` stopped for ``reason``: so does the
+    session, and the WebSocket closes (with 1002 for a malformed packet)."""
+    if reason == PARSE_ERROR:
+        session.abort(PARSE_ERROR)
+        transport.close(CLOSE_PROTOCOL_ERROR, "parse error")
+    else:
+        session.abort(reason)
+        transport.finish()
