@@ -23,6 +23,7 @@ import trio
 
 from server.http.app import create_app, serve_app
 from server.hub import Hub
+from server.hub.adapter import AdapterFactory
 from server.hub.bridge import Bridge
 from server.lifecycle import cancel_on_signal, print_dev_banner
 from server.realtime import Realtime, TokenVerifier, run_monitor
@@ -44,23 +45,8 @@ class Running:
     demo_project_id: int | None
 
 
-def build_hub(settings: Settings) -> Hub:
-    return Hub(
-        cors_origins=settings.allowed_origins,
-        ping_interval=settings.ping_interval,
-        ping_timeout=settings.ping_timeout,
-        max_payload=settings.max_payload,
-        connect_timeout=settings.connect_timeout,
-        connection_state_recovery=settings.recovery,
-        max_disconnection_duration=settings.recovery_window,
-        # a resumed connection shows its token again: credentials do not outlive their expiry
-        recovery_skips_middlewares=False,
-        max_handshaking_per_address=settings.max_handshaking_per_address,
-        max_handshaking=settings.max_handshaking,
-        # one idea for the operator: not yet past the handshake, HTTP or Socket.IO
-        max_unjoined_per_address=settings.max_handshaking_per_address,
-        max_unjoined=settings.max_handshaking,
-    )
+def build_hub(settings: Settings, adapter_factory: AdapterFactory | None = None) -> Hub:
+    return Hub(settings.hub_config, adapter_factory=adapter_factory)
 
 
 async def run(
@@ -71,11 +57,9 @@ async def run(
 ) -> None:
     store = await open_store(settings.database_url, max_threads=settings.db_threads)
     try:
-        hub = build_hub(settings)
         # the Redis bridge: every process on the same REDIS_URL is one cluster
         bridge = Bridge(settings.redis_url) if settings.redis_url else None
-        if bridge is not None:
-            bridge.install(hub)
+        hub = build_hub(settings, bridge.adapter if bridge is not None else None)
         verifier = TokenVerifier(settings.jwt_secret)
         if len(settings.jwt_secret.encode()) < MIN_SECRET_BYTES:  # --dev only (parse refuses)
             log.warning("JWT_SECRET is shorter than 32 bytes: HS256 wants at least 32")
@@ -92,6 +76,7 @@ async def run(
             realtime,
             demo_project_id=demo_project_id,
             cors_origins=settings.allowed_origins,
+            bridge=bridge,
         )
         async with trio.open_nursery() as root:
 

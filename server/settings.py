@@ -1,19 +1,28 @@
-"""Settings of ``python -m server``: command-line flags, falling back to environment variables."""
+"""Settings of ``python -m server``: command-line flags, falling back to environment variables.
+
+One table (:data:`OPTIONS`) says, for each flag, its environment variable, its type and
+where its value goes: a field of :class:`Settings`, or of the hub's typed configuration it
+holds (``hub.`` for :class:`~server.hub.HubConfig`, ``hub.engine.`` for the Engine.IO one).
+The hub is then built from ``settings.hub_config`` as it is: nothing is copied field by
+field on the way to the engine.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from server.hub import Rate
+from server.hub import HubConfig, Rate
 from server.realtime.service import DEFAULT_FLOOD_DISCONNECT, DEFAULT_RATE_LIMITS
+from server.store import DEFAULT_DATABASE_URL
 
 DEFAULT_PORT = 4000
 DEFAULT_HUB_PORT = 4001
-DEFAULT_DATABASE_URL = "sqlite:///./data/app.db"
 
 NO_SECRET = (
     "JWT_SECRET is not set: set it to the secret your tokens are signed with (HS256), "
@@ -27,6 +36,10 @@ SHORT_SECRET = (
     "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 )
 
+#: The hub as the service runs it: connection state recovery on, and a resumed connection
+#: shows its token again (credentials do not outlive their expiry).
+SERVICE_HUB = HubConfig.of(connection_state_recovery=True, recovery_skips_middlewares=False)
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -35,12 +48,10 @@ class Settings:
     port: int = DEFAULT_PORT
     #: The hub's own listener: /socket.io/, long-polling and WebSocket.
     hub_port: int = DEFAULT_HUB_PORT
-    #: Browser origins allowed to reach the hub; the app's own origin is added by default.
+    #: Browser origins allowed to reach the hub; the app's own origin by default.
     cors_origins: tuple[str, ...] = ()
-    ping_interval: float = 25.0
-    ping_timeout: float = 20.0
-    max_payload: int = 1_000_000
-    connect_timeout: float = 45.0
+    #: Everything the hub (and its engine) is configured with, but the CORS origins.
+    hub: HubConfig = SERVICE_HUB
     #: Seconds a shutdown waits for connections to close before it stops anyway.
     shutdown_grace: float = 5.0
     log_level: str = "INFO"
@@ -56,17 +67,10 @@ class Settings:
     #: ``redis://host:port/db``: link this process to the others on the same Redis (the
     #: bridge, in the format of ``@socket.io/redis-adapter``); empty for one process alone.
     redis_url: str = ""
-    #: Connection state recovery: a client whose connection drops gets its rooms, ``data`` and
-    #: missed events back if it returns within ``recovery_window`` seconds.
-    recovery: bool = True
-    recovery_window: float = 120.0
-    #: Per user and event (``*`` for the others); empty: no limits.
+    #: Per user and event (``*`` for the others, ``rest.*`` for REST); empty: no limits.
     rate_limits: tuple[tuple[str, Rate], ...] = tuple(DEFAULT_RATE_LIMITS.items())
     #: Refusals in a burst before a flooding user's socket is disconnected (0: never).
     flood_disconnect: int = DEFAULT_FLOOD_DISCONNECT
-    #: Connections that have not completed a request yet, per client address and overall.
-    max_handshaking_per_address: int = 128
-    max_handshaking: int = 1024
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:
@@ -74,56 +78,178 @@ class Settings:
             return self.cors_origins
         return (f"http://localhost:{self.port}", f"http://127.0.0.1:{self.port}")
 
+    @property
+    def hub_config(self) -> HubConfig:
+        """What the hub is built with: :attr:`hub`, with the allowed browser origins."""
+        return self.hub.replace(cors_origins=self.allowed_origins)
+
+    def with_options(self, **options: Any) -> Settings:
+        """These settings with some changed: fields of Settings, or options of the hub's
+        configuration (see :meth:`HubConfig.replace`)."""
+        own = {f.name for f in dataclasses.fields(Settings)}
+        mine = {k: v for k, v in options.items() if k in own}
+        theirs = {k: v for k, v in options.items() if k not in own}
+        if theirs:
+            mine["hub"] = mine.get("hub", self.hub).replace(**theirs)
+        return dataclasses.replace(self, **mine)
+
+
+# ---- the table ------------------------------------------------------------------------------
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(o.strip() for o in text.split(",") if o.strip())
+
+
+def _flag(text: str) -> bool:
+    return text.lower() not in ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One flag: ``--name`` (or ``ENV``) sets every field in ``to``."""
+
+    flag: str
+    env: str | None
+    to: tuple[str, ...]
+    help: str
+    parse: Callable[[str], Any] = str
+    metavar: str | None = None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--host", "HOST", ("host",), "interface for both listeners"),
+    Option("--port", "PORT", ("port",), "app port", int),
+    Option("--hub-port", "HUB_PORT", ("hub_port",), "hub port", int),
+    Option(
+        "--cors-origins",
+        "CORS_ORIGINS",
+        ("cors_origins",),
+        "comma-separated browser origins allowed on the hub and the API, '*' for any; "
+        "default: the app's own origin",
+        _origins,
+    ),
+    Option(
+        "--ping-interval",
+        "PING_INTERVAL",
+        ("hub.engine.ping_interval",),
+        "seconds between heartbeats",
+        float,
+    ),
+    Option(
+        "--ping-timeout",
+        "PING_TIMEOUT",
+        ("hub.engine.ping_timeout",),
+        "seconds a client has to answer a ping",
+        float,
+    ),
+    Option(
+        "--max-payload",
+        "MAX_PAYLOAD",
+        ("hub.engine.max_payload",),
+        "largest message or polling body in bytes",
+        int,
+    ),
+    Option(
+        "--connect-timeout",
+        "CONNECT_TIMEOUT",
+        ("hub.connect_timeout",),
+        "seconds a new connection has to join a namespace",
+        float,
+    ),
+    Option("--log-level", "LOG_LEVEL", ("log_level",), "", str.upper),
+    Option(
+        "--database-url",
+        "DATABASE_URL",
+        ("database_url",),
+        "sqlite:///path/to/file.db",
+    ),
+    Option(
+        "--db-threads",
+        "DB_THREADS",
+        ("db_threads",),
+        "database calls at once, each on a worker thread",
+        int,
+    ),
+    Option(
+        "--monitor-interval",
+        "MONITOR_INTERVAL",
+        ("monitor_interval",),
+        "seconds between monitoring log lines",
+        float,
+    ),
+    Option(
+        "--redis-url",
+        "REDIS_URL",
+        ("redis_url",),
+        "redis://host:port/db: run as one node of a cluster; default: alone",
+    ),
+    Option(
+        "--recovery-window",
+        "RECOVERY_WINDOW",
+        ("hub.max_disconnection_duration",),
+        "seconds a dropped client has to come back with its state",
+        float,
+    ),
+    Option(
+        "--flood-disconnect",
+        "FLOOD_DISCONNECT",
+        ("flood_disconnect",),
+        "refused events in a burst before a flooding user is disconnected; 0: never",
+        int,
+    ),
+    Option(
+        "--max-handshaking-per-address",
+        "MAX_HANDSHAKING_PER_ADDRESS",
+        ("hub.engine.max_handshaking_per_address", "hub.max_unjoined_per_address"),
+        "connections from one address that have not completed a request yet, and (a "
+        "second count) that have not sent their Socket.IO CONNECT yet; past it the oldest "
+        "of them is refused; 0: no limit",
+        int,
+    ),
+    Option(
+        "--max-handshaking",
+        "MAX_HANDSHAKING",
+        ("hub.engine.max_handshaking", "hub.max_unjoined"),
+        "the same, from all addresses together; at most half the file descriptor limit",
+        int,
+    ),
+)
+
+
+def _current(settings: Settings, path: str) -> Any:
+    value: Any = settings
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _assign(settings: Settings, path: str, value: Any) -> Settings:
+    """``settings`` with the field at ``path`` set (``hub.`` and ``hub.engine.`` both land in
+    the hub's configuration, which knows which part has which field)."""
+    name = path.rsplit(".", 1)[-1]
+    if path.startswith("hub."):
+        return dataclasses.replace(settings, hub=settings.hub.replace(**{name: value}))
+    return dataclasses.replace(settings, **{name: value})
+
 
 def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    d = Settings()
-
-    def default(name: str, fallback: object) -> str:
-        return env.get(name, str(fallback))
-
+    defaults = Settings()
     parser = argparse.ArgumentParser(
         prog="python -m server",
         description="The real-time hub (Socket.IO on Trio) and its HTTP app, in one process.",
     )
-    parser.add_argument("--host", default=default("HOST", d.host), help="interface (HOST)")
-    parser.add_argument("--port", type=int, default=default("PORT", d.port), help="app port (PORT)")
-    parser.add_argument(
-        "--hub-port", type=int, default=default("HUB_PORT", d.hub_port), help="hub port (HUB_PORT)"
-    )
-    parser.add_argument(
-        "--cors-origins",
-        default=env.get("CORS_ORIGINS", ""),
-        help="comma-separated browser origins allowed on the hub, '*' for any (CORS_ORIGINS); "
-        "default: the app's own origin",
-    )
-    parser.add_argument(
-        "--ping-interval",
-        type=float,
-        default=default("PING_INTERVAL", d.ping_interval),
-        help="seconds between heartbeats (PING_INTERVAL)",
-    )
-    parser.add_argument(
-        "--ping-timeout",
-        type=float,
-        default=default("PING_TIMEOUT", d.ping_timeout),
-        help="seconds a client has to answer a ping (PING_TIMEOUT)",
-    )
-    parser.add_argument(
-        "--max-payload",
-        type=int,
-        default=default("MAX_PAYLOAD", d.max_payload),
-        help="largest message or polling body in bytes (MAX_PAYLOAD)",
-    )
-    parser.add_argument(
-        "--connect-timeout",
-        type=float,
-        default=default("CONNECT_TIMEOUT", d.connect_timeout),
-        help="seconds a new connection has to join a namespace (CONNECT_TIMEOUT)",
-    )
-    parser.add_argument(
-        "--log-level", default=default("LOG_LEVEL", d.log_level), help="(LOG_LEVEL)"
-    )
+    for option in OPTIONS:
+        default = _current(defaults, option.to[0])
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        parser.add_argument(
+            option.flag,
+            dest=option.to[0].replace(".", "__"),
+            default=None,
+            metavar=option.metavar or option.env,
+            help=f"{option.help} ({option.env}; default: {shown})".replace("(; ", "("),
+        )
     parser.add_argument(
         "--dev",
         action="store_true",
@@ -131,72 +257,40 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         "start; a random JWT secret unless JWT_SECRET is set",
     )
     parser.add_argument(
-        "--database-url",
-        default=default("DATABASE_URL", d.database_url),
-        help="sqlite:///path/to/file.db (DATABASE_URL)",
-    )
-    parser.add_argument(
-        "--db-threads",
-        type=int,
-        default=default("DB_THREADS", d.db_threads),
-        help="database calls at once, each on a worker thread (DB_THREADS)",
-    )
-    parser.add_argument(
-        "--monitor-interval",
-        type=float,
-        default=default("MONITOR_INTERVAL", d.monitor_interval),
-        help="seconds between monitoring log lines (MONITOR_INTERVAL)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=env.get("REDIS_URL", ""),
-        help="redis://host:port/db: run as one node of a cluster (REDIS_URL); default: alone",
-    )
-    parser.add_argument(
         "--recovery",
         action=argparse.BooleanOptionalAction,
-        default=env.get("RECOVERY", "1").lower() not in ("0", "false", "no", "off"),
+        default=None,
         help="connection state recovery for clients that support it (on; RECOVERY=0 or "
         "--no-recovery turns it off); other clients see each stored event's offset as a "
         "last argument",
-    )
-    parser.add_argument(
-        "--recovery-window",
-        type=float,
-        default=default("RECOVERY_WINDOW", d.recovery_window),
-        help="seconds a dropped client has to come back with its state (RECOVERY_WINDOW)",
     )
     parser.add_argument(
         "--rate-limit",
         action="append",
         metavar="EVENT=RATE",
         help="per-user limit of one event, e.g. chatMessage=5/s:20 (5 a second, bursts of "
-        "20); '*' for every other event; EVENT=off lifts one; 'off' lifts all; repeatable "
-        "(RATE_LIMITS, comma-separated). Default: "
-        + ", ".join(f"{event}={rate}" for event, rate in d.rate_limits),
-    )
-    parser.add_argument(
-        "--flood-disconnect",
-        type=int,
-        default=default("FLOOD_DISCONNECT", d.flood_disconnect),
-        help="refused events in a burst before a flooding user is disconnected; 0: never "
-        "(FLOOD_DISCONNECT)",
-    )
-    parser.add_argument(
-        "--max-handshaking-per-address",
-        type=int,
-        default=default("MAX_HANDSHAKING_PER_ADDRESS", d.max_handshaking_per_address),
-        help="connections from one address that have not completed a request yet; past it "
-        "the oldest of them is answered 503; 0: no limit (MAX_HANDSHAKING_PER_ADDRESS)",
-    )
-    parser.add_argument(
-        "--max-handshaking",
-        type=int,
-        default=default("MAX_HANDSHAKING", d.max_handshaking),
-        help="the same, from all addresses together; at most half the file descriptor limit "
-        "(MAX_HANDSHAKING)",
+        "20); '*' for every other event, rest.write and rest.read for the REST API; "
+        "EVENT=off lifts one; 'off' lifts all; repeatable (RATE_LIMITS, comma-separated). "
+        "Default: " + ", ".join(f"{event}={rate}" for event, rate in defaults.rate_limits),
     )
     args = parser.parse_args(argv)
+    settings = defaults
+    for option in OPTIONS:
+        raw = getattr(args, option.to[0].replace(".", "__"))
+        if raw is None and option.env is not None:
+            raw = env.get(option.env)
+        if raw is None:
+            continue
+        try:
+            value = option.parse(raw)
+            for path in option.to:
+                settings = _assign(settings, path, value)
+        except ValueError as exc:
+            parser.error(f"{option.flag} / {option.env}: {raw!r}: {exc}")
+    recovery = args.recovery if args.recovery is not None else _flag(env.get("RECOVERY", "1"))
+    settings = dataclasses.replace(
+        settings, dev=args.dev, hub=settings.hub.replace(connection_state_recovery=recovery)
+    )
     secret = env.get("JWT_SECRET", "")
     if not secret:
         if not args.dev:
@@ -208,41 +302,24 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         rate_limits = _rate_limits(args.rate_limit or env.get("RATE_LIMITS", "").split(","))
     except ValueError as exc:
         parser.error(f"--rate-limit / RATE_LIMITS: {exc}")
-    if args.flood_disconnect < 0:
-        parser.error("--flood-disconnect must be 0 or more")
-    if args.max_handshaking_per_address < 0 or args.max_handshaking < 0:
-        parser.error("--max-handshaking and --max-handshaking-per-address must be 0 or more")
-    if not args.database_url.startswith("sqlite:///"):
+    settings = dataclasses.replace(settings, jwt_secret=secret, rate_limits=rate_limits)
+    _check(parser, settings)
+    return settings
+
+
+def _check(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    if not settings.database_url.startswith("sqlite:///"):
         parser.error(
             f"--database-url / DATABASE_URL: only sqlite:///path is supported, "
-            f"not {args.database_url!r}"
+            f"not {settings.database_url!r}"
         )
-    if args.db_threads < 1 or args.monitor_interval <= 0:
+    if settings.db_threads < 1 or settings.monitor_interval <= 0:
         parser.error("--db-threads and --monitor-interval must be positive")
-    origins = tuple(o.strip() for o in args.cors_origins.split(",") if o.strip())
-    return Settings(
-        host=args.host,
-        port=args.port,
-        hub_port=args.hub_port,
-        cors_origins=origins,
-        ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
-        max_payload=args.max_payload,
-        connect_timeout=args.connect_timeout,
-        log_level=args.log_level.upper(),
-        jwt_secret=secret,
-        dev=args.dev,
-        database_url=args.database_url,
-        db_threads=args.db_threads,
-        monitor_interval=args.monitor_interval,
-        redis_url=args.redis_url,
-        recovery=args.recovery,
-        recovery_window=args.recovery_window,
-        rate_limits=rate_limits,
-        flood_disconnect=args.flood_disconnect,
-        max_handshaking_per_address=args.max_handshaking_per_address,
-        max_handshaking=args.max_handshaking,
-    )
+    if settings.flood_disconnect < 0:
+        parser.error("--flood-disconnect must be 0 or more")
+    engine = settings.hub.engine
+    if engine.max_handshaking_per_address < 0 or engine.max_handshaking < 0:
+        parser.error("--max-handshaking and --max-handshaking-per-address must be 0 or more")
 
 
 def _rate_limits(items: Sequence[str]) -> tuple[tuple[str, Rate], ...]:

@@ -172,4 +172,19 @@ def test_rate_limits_and_handshake_limits_are_settings() -> None:
         with pytest.raises(SystemExit):
             parse(["--rate-limit", bad], env=env)
     settings = parse(["--max-handshaking", "10", "--max-handshaking-per-address", "0"], env=env)
-    assert (settings.max_handshaking, settings.max_handshaking_per_address) == (10, 0)
+    engine = settings.hub_config.engine
+    assert (engine.max_handshaking, engine.max_handshaking_per_address) == (10, 0)
+    assert (settings.hub.max_unjoined, settings.hub.max_unjoined_per_address) == (10, 0)
+
+
+def test_one_typed_configuration_from_the_command_line_to_the_engine() -> None:
+    env = {"JWT_SECRET": "s" * 32, "PING_TIMEOUT": "7"}
+    settings = parse(["--ping-interval", "3", "--no-recovery", "--port", "4100"], env=env)
+    config = settings.hub_config
+    assert (config.engine.ping_interval, config.engine.ping_timeout) == (3.0, 7.0)
+    assert config.connection_state_recovery is False
+    assert config.recovery_skips_middlewares is False  # the service re-authenticates
+    assert config.engine.cors_origins == ("http://localhost:4100", "http://127.0.0.1:4100")
+    for bad in (["--ping-interval", "0"], ["--port", "x"], ["--max-payload", "1.5"]):
+        with pytest.raises(SystemExit):
+            parse(bad, env=env)

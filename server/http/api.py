@@ -183,7 +183,7 @@ def create_api(realtime: Realtime) -> Blueprint:
             assignee_id=assignee,
             created_by=user.user_id,
         )
-        realtime.task_created(task, user)
+        realtime.task_created(task)
         await realtime.task_assigned(task, user)
         return jsonify(task.as_json()), 201
 

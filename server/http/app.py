@@ -20,7 +20,8 @@ from server.http.api import create_api
 from server.http.dev import create_dev
 from server.http.metrics import HttpCounts, create_monitoring
 from server.http.static import create_web
-from server.hub import Hub
+from server.hub import Hub, OriginPolicy
+from server.hub.bridge import Bridge
 from server.realtime import Realtime
 
 log = logging.getLogger("server.http")
@@ -37,16 +38,25 @@ def create_app(
     *,
     demo_project_id: int | None = None,
     cors_origins: tuple[str, ...] = (),
+    bridge: Bridge | None = None,
 ) -> QuartTrio:
     """The app; without ``realtime`` it serves only /healthz and /metrics.
 
     ``demo_project_id`` (``--dev``) registers ``POST /api/dev/token``. ``cors_origins`` are
-    the browser origins allowed to call the API from elsewhere (``*`` for any).
+    the browser origins allowed to call the API from elsewhere (``*`` for any). ``bridge``
+    (with Redis) adds its health and counters to /healthz and /metrics.
     """
     app = QuartTrio(__name__)
+    # the hub's rule for who may call from a browser page; the API's own methods and headers
+    cors = OriginPolicy(
+        cors_origins,
+        methods="GET, POST, PUT, OPTIONS",
+        allow_headers="Authorization, Content-Type",
+        max_age=600,
+    )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     http: HttpCounts = Counter()
-    app.register_blueprint(create_monitoring(hub, realtime, http))
+    app.register_blueprint(create_monitoring(hub, realtime, http, bridge))
     if realtime is not None:
         app.register_blueprint(create_api(realtime))
         if demo_project_id is not None:
@@ -73,14 +83,14 @@ def create_app(
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
         http[(request.method, rule, response.status_code)] += 1
         origin = request.headers.get("Origin")
-        if origin and ("*" in cors_origins or origin in cors_origins):
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
-            response.headers["Access-Control-Allow-Credentials"] = "true"
+        if origin and cors.allows(origin, request.headers.get("Host")):
             if request.method == "OPTIONS":
-                response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, OPTIONS"
-                response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-                response.headers["Access-Control-Max-Age"] = "600"
+                asked = {k.lower(): v for k, v in request.headers.items()}
+                allowed = cors.preflight_headers(origin, asked)
+            else:
+                allowed = cors.headers(origin)
+            for name, value in allowed:
+                response.headers[name] = value
         return response
 
     return app

@@ -9,7 +9,7 @@ import trio
 from quart import Blueprint, Response, jsonify
 
 from server.hub import Hub
-from server.hub.bridge import bridge_of
+from server.hub.bridge import Bridge
 from server.realtime import Realtime
 
 #: (method, route, status) -> requests served; filled by the app's after_request hook.
@@ -39,7 +39,9 @@ class _Text:
         return "\n".join(self.lines) + "\n"
 
 
-def render(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> str:
+def render(
+    hub: Hub, realtime: Realtime | None, http: HttpCounts, bridge: Bridge | None = None
+) -> str:
     out = _Text()
     totals = hub.engine.totals()
     stats = hub.stats
@@ -199,7 +201,6 @@ def render(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> str:
         out.lines.append("# TYPE store_operation_seconds histogram")
         for suffix, value in samples:
             out.lines.append(f"store_operation_seconds{suffix} {_num(value)}")
-    bridge = bridge_of(hub)
     if bridge is not None:
         _bridge_metrics(out, bridge.healthy, bridge.stats)
     out.metric(
@@ -260,17 +261,19 @@ async def _store_health(realtime: Realtime) -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def create_monitoring(hub: Hub, realtime: Realtime | None, http: HttpCounts) -> Blueprint:
+def create_monitoring(
+    hub: Hub, realtime: Realtime | None, http: HttpCounts, bridge: Bridge | None = None
+) -> Blueprint:
     bp = Blueprint("monitoring", __name__)
 
     @bp.get("/metrics")
     async def metrics() -> Any:
-        return Response(render(hub, realtime, http), content_type="text/plain; version=0.0.4")
+        text = render(hub, realtime, http, bridge)
+        return Response(text, content_type="text/plain; version=0.0.4")
 
     @bp.get("/healthz")
     async def healthz() -> Any:
         body: dict[str, Any] = {"status": "ok", "hub": {"clients": hub.client_count}}
-        bridge = bridge_of(hub)
         if bridge is not None:
             # degraded is still 200: this node serves its own clients without Redis
             body["status"] = bridge.status

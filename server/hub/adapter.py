@@ -1,39 +1,107 @@
-"""Rooms, and delivery of one encoded broadcast to every socket it is for.
+"""The adapter: rooms of socket ids, and delivery of one encoded broadcast to the sockets it
+is for.
 
-The in-memory adapter is the narrow interface a cross-process adapter (the Redis bridge)
-implements too: add and remove memberships, broadcast, list sockets.
+:class:`Adapter` is the interface a namespace uses to reach its sockets as a group; the
+in-memory :class:`LocalAdapter` implements it for this process, and a cluster adapter (the
+Redis one in :mod:`server.hub.bridge`) wraps a local one and adds the other nodes, as
+socket.io's ``cluster-adapter.ts`` and socketioxide's adapters do.
+
+An adapter holds no socket: it knows socket ids, and reaches the sockets only through the
+:class:`SocketEmitter` its namespace gives it (send to these ids, with or without acks,
+disconnect these ids), the shape of socketioxide's ``SocketEmitter``. So this module depends
+on neither the socket nor the namespace.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from typing import Any, Protocol
+
+import trio
 
 from server.hub.engine import Wire
+from server.hub.handshake import Handshake
 from server.hub.protocol import socketio as sio
 from server.hub.recovery import RecoveryStore
+from server.hub.selection import BroadcastOptions
 
-if TYPE_CHECKING:
-    from server.hub.namespace import Namespace
-    from server.hub.remote import RemoteSocket
-    from server.hub.socket import Socket
-
-
-@dataclass(frozen=True, slots=True)
-class BroadcastOptions:
-    rooms: frozenset[str] = frozenset()
-    except_rooms: frozenset[str] = frozenset()
-    volatile: bool = False
-    #: Only this process: never relayed to other nodes.
-    local: bool = False
+__all__ = [
+    "AckCollector",
+    "Adapter",
+    "AdapterFactory",
+    "BroadcastOptions",
+    "LocalAcks",
+    "LocalAdapter",
+    "SocketEmitter",
+    "SocketLike",
+]
 
 
-class RemoteAcks(Protocol):
-    """The other processes' part of a broadcast with acks (see ``acks_from_others``)."""
+class SocketLike(Protocol):
+    """What ``fetch_sockets`` lists: a socket of this node, or a snapshot of another's."""
 
-    #: Answers received so far: the first argument of each client's ack.
-    answers: list[Any]
+    id: str
+    handshake: Handshake
+    data: dict[str, Any]
+
+    @property
+    def rooms(self) -> set[str]: ...
+
+
+class SocketEmitter(Protocol):
+    """What an adapter may ask of its namespace."""
+
+    @property
+    def name(self) -> str: ...
+
+    def send(
+        self,
+        sids: Iterable[str],
+        wire: Wire,
+        *,
+        volatile: bool = False,
+        data: list[Any] | None = None,
+    ) -> int:
+        """Queue ``wire`` for each of these sockets; how many it was queued for. ``data`` is
+        the event (``[name, *args]``) for the sockets' outgoing listeners."""
+
+    def send_with_acks(
+        self,
+        sids: Iterable[str],
+        wire: Wire,
+        ack_id: int,
+        answered: Callable[[Any], None],
+        gone: Callable[[], None],
+    ) -> list[str]:
+        """The same, and each socket reached calls ``answered`` with its ack's first
+        argument (or ``gone`` if it disconnects first); returns the sockets reached."""
+
+    def forget_acks(self, sids: Iterable[str], ack_id: int) -> None:
+        """Stop waiting for these sockets' acks of ``ack_id``."""
+
+    def next_ack_id(self) -> int: ...
+
+    def socket(self, sid: str) -> SocketLike | None:
+        """This node's socket ``sid``, if it is connected."""
+
+    async def disconnect(self, sids: Iterable[str], close: bool) -> None:
+        """Disconnect these sockets (``close``: their whole connections)."""
+
+    def server_side(
+        self, event: str, args: list[Any], reply: Callable[[Any], None] | None
+    ) -> None:
+        """A server-side event from another node, for this namespace's handlers."""
+
+
+class AckCollector(Protocol):
+    """The answers to one broadcast with acks, from this node and (with a cluster adapter)
+    the others: one object, whoever sent to whom."""
+
+    @property
+    def responses(self) -> list[Any]:
+        """The first argument of each ack received so far."""
+        ...
 
     @property
     def missing(self) -> int:
@@ -41,18 +109,106 @@ class RemoteAcks(Protocol):
         ...
 
     async def wait(self) -> None:
-        """Return once every node reported and every client answered."""
+        """Return once every client that got the packet answered (or went away)."""
+
+    def forget(self) -> None:
+        """Give up: answers that come later are ignored."""
+
+
+class Adapter(Protocol):
+    """What a namespace asks of its adapter."""
+
+    @property
+    def recovery(self) -> RecoveryStore | None:
+        """Where packets are kept for connection state recovery; None when it is off."""
         ...
 
+    # rooms of socket ids (a socket is in its own room, named by its id)
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None: ...
+    def delete(self, sid: str, room: str) -> None: ...
+    def delete_all(self, sid: str) -> None: ...
+    def socket_rooms(self, sid: str) -> set[str]: ...
 
-@dataclass(slots=True)
-class Adapter:
-    nsp: Namespace
-    #: Where packets are kept for connection state recovery; None when it is off.
-    recovery: RecoveryStore | None = None
-    rooms: dict[str, set[str]] = field(default_factory=dict)
-    sids: dict[str, set[str]] = field(default_factory=dict)
+    # delivery
+    def broadcast(self, packet: sio.Packet, opts: BroadcastOptions) -> int:
+        """Encode once, queue for every recipient; returns this node's recipients."""
 
+    def broadcast_with_ack(
+        self, packet: sio.Packet, opts: BroadcastOptions, timeout: float
+    ) -> AckCollector: ...
+
+    # the selected sockets, acted on (on every node, unless ``opts.local``)
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketLike]: ...
+    async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None: ...
+    async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None: ...
+    async def disconnect_sockets(self, opts: BroadcastOptions, close: bool = False) -> None: ...
+
+    # events between servers (none with one process alone)
+    def server_side_emit(self, event: str, args: list[Any]) -> None: ...
+    async def server_side_emit_with_ack(
+        self, event: str, args: list[Any], timeout: float
+    ) -> list[Any]: ...
+
+
+#: How a namespace gets its adapter: ``factory(emitter, recovery)``.
+AdapterFactory = Callable[[SocketEmitter, RecoveryStore | None], Adapter]
+
+
+class LocalAcks:
+    """The acks of one broadcast to this node's sockets."""
+
+    __slots__ = ("_ack_id", "_done", "_emitter", "_pending", "_reached", "responses")
+
+    def __init__(self, emitter: SocketEmitter, ack_id: int) -> None:
+        self.responses: list[Any] = []
+        self._emitter = emitter
+        self._ack_id = ack_id
+        self._pending = 0
+        self._done = trio.Event()
+        self._reached: list[str] = []
+
+    def send(self, sids: Iterable[str], wire: Wire) -> None:
+        self._reached = self._emitter.send_with_acks(
+            sids, wire, self._ack_id, self._answered, self._gone
+        )
+        self._pending = len(self._reached)
+        if not self._pending:
+            self._done.set()
+
+    def _answered(self, value: Any) -> None:
+        self.responses.append(value)
+        self._gone()
+
+    def _gone(self) -> None:
+        self._pending -= 1
+        if self._pending <= 0:
+            self._done.set()
+
+    @property
+    def missing(self) -> int:
+        return max(0, self._pending)
+
+    async def wait(self) -> None:
+        await self._done.wait()
+
+    def forget(self) -> None:
+        self._emitter.forget_acks(self._reached, self._ack_id)
+
+
+class LocalAdapter:
+    """This process's rooms, and delivery to its sockets."""
+
+    __slots__ = ("emitter", "recovery", "rooms", "sids")
+
+    def __init__(self, emitter: SocketEmitter, recovery: RecoveryStore | None = None) -> None:
+        self.emitter = emitter
+        self.recovery = recovery
+        #: room -> socket ids in it
+        self.rooms: dict[str, set[str]] = {}
+        #: socket id -> its rooms (its own id among them): every socket connected here
+        self.sids: dict[str, set[str]] = {}
+
+    # ---- rooms -----------------------------------------------------------------------------
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
         mine = self.sids.setdefault(sid, set())
         for room in rooms:
@@ -80,27 +236,26 @@ class Adapter:
     def socket_rooms(self, sid: str) -> set[str]:
         return set(self.sids.get(sid, ()))
 
-    def matching(self, opts: BroadcastOptions) -> Iterator[Socket]:
-        """The connected sockets a broadcast with ``opts`` reaches, each once."""
-        sockets = self.nsp.sockets
+    def selected(self, opts: BroadcastOptions) -> Iterator[str]:
+        """The ids of this node's sockets that ``opts`` selects, each once."""
         excluded: set[str] = set()
         for room in opts.except_rooms:
             excluded.update(self.rooms.get(room, ()))
-        if opts.rooms:
-            seen: set[str] = set()
-            for room in opts.rooms:
-                for sid in self.rooms.get(room, ()):
-                    if sid in seen or sid in excluded:
-                        continue
+        if not opts.rooms:
+            yield from [sid for sid in self.sids if sid not in excluded]
+            return
+        if len(opts.rooms) == 1:
+            (room,) = opts.rooms
+            yield from [sid for sid in self.rooms.get(room, ()) if sid not in excluded]
+            return
+        seen: set[str] = set()
+        for room in opts.rooms:
+            for sid in list(self.rooms.get(room, ())):
+                if sid not in seen and sid not in excluded:
                     seen.add(sid)
-                    socket = sockets.get(sid)
-                    if socket is not None:
-                        yield socket
-        else:
-            for sid, socket in list(sockets.items()):
-                if sid not in excluded:
-                    yield socket
+                    yield sid
 
+    # ---- delivery ----------------------------------------------------------------------------
     def encode(self, packet: sio.Packet, opts: BroadcastOptions) -> Wire:
         """Encode a broadcast once; with recovery on, a packet that can be given back later
         (an EVENT, no ack, not volatile) gets its offset as last argument and is stored."""
@@ -118,43 +273,47 @@ class Adapter:
         return wire
 
     def broadcast(self, packet: sio.Packet, opts: BroadcastOptions) -> int:
-        """Encode once, queue for every recipient; returns how many it was queued for."""
         wire = self.encode(packet, opts)
-        count = 0
-        for socket in list(self.matching(opts)):
-            if socket.client.session.send(wire, volatile=opts.volatile):
-                count += 1
-        return count
+        return self.emitter.send(
+            self.selected(opts), wire, volatile=opts.volatile, data=packet.data
+        )
 
-    def broadcast_with_ack(self, packet: sio.Packet, opts: BroadcastOptions) -> list[Socket]:
-        """Like :meth:`broadcast`, returning the sockets the packet was queued for."""
-        wire = Wire.messages(sio.encode(packet))
-        reached = []
-        for socket in list(self.matching(opts)):
-            if socket.client.session.send(wire, volatile=opts.volatile):
-                reached.append(socket)
-        return reached
-
-    def acks_from_others(
+    def broadcast_with_ack(
         self, packet: sio.Packet, opts: BroadcastOptions, timeout: float
-    ) -> RemoteAcks | None:
-        """Send a broadcast with acks to the other processes; None when there are none."""
-        return None
+    ) -> LocalAcks:
+        assert packet.id is not None, "a broadcast with acks has an ack id"
+        acks = LocalAcks(self.emitter, packet.id)
+        acks.send(self.selected(opts), Wire.messages(sio.encode(packet)))
+        return acks
 
-    # ---- selections acted on (a bridge adds the other processes) -------------------------
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Socket | RemoteSocket]:
-        return list(self.matching(opts))
+    # ---- selections acted on -------------------------------------------------------------------
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketLike]:
+        found = []
+        for sid in self.selected(opts):
+            socket = self.emitter.socket(sid)
+            if socket is not None:
+                found.append(socket)
+        return found
 
     async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         rooms = tuple(rooms)
-        for socket in list(self.matching(opts)):
-            socket.join(*rooms)
+        for sid in list(self.selected(opts)):
+            self.add_all(sid, rooms)
 
     async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         rooms = tuple(rooms)
-        for socket in list(self.matching(opts)):
-            socket.leave(*rooms)
+        for sid in list(self.selected(opts)):
+            for room in rooms:
+                self.delete(sid, room)
 
     async def disconnect_sockets(self, opts: BroadcastOptions, close: bool = False) -> None:
-        for socket in list(self.matching(opts)):
-            await socket.disconnect(close)
+        await self.emitter.disconnect(list(self.selected(opts)), close)
+
+    # ---- server-side events: there is no other server ------------------------------------------
+    def server_side_emit(self, event: str, args: list[Any]) -> None:
+        return None
+
+    async def server_side_emit_with_ack(
+        self, event: str, args: list[Any], timeout: float
+    ) -> list[Any]:
+        return []

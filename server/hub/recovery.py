@@ -26,12 +26,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from server.hub.engine import Wire
-
-if TYPE_CHECKING:
-    from server.hub.adapter import BroadcastOptions
+from server.hub.selection import BroadcastOptions
 
 #: Why a socket went away, when it may come back with its state (the connection was lost or
 #: closed by us, as opposed to a deliberate namespace disconnect by either side).
@@ -191,16 +189,10 @@ class RecoveryStore:
         checkpoint between it and the socket rejoining its rooms."""
         rooms = restored.session.rooms
         seq = restored.seq
-        return [s.wire for s in self._packets if s.seq > seq and _meant_for(rooms, s.opts)]
+        return [s.wire for s in self._packets if s.seq > seq and s.opts.reaches(rooms)]
 
     def put_back(self, restored: Restored) -> None:
         """A restore that did not complete (the connection closed meanwhile): keep the
         session for the next attempt."""
         session = restored.session
         self._sessions[session.pid] = session
-
-
-def _meant_for(rooms: frozenset[str], opts: BroadcastOptions) -> bool:
-    if opts.rooms and rooms.isdisjoint(opts.rooms):
-        return False
-    return rooms.isdisjoint(opts.except_rooms)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from server.hub.socket import Handshake
-
-if TYPE_CHECKING:
-    from server.hub.namespace import Namespace
+from server.hub.broadcast import BroadcastOperator
+from server.hub.handshake import Handshake
 
 
 @dataclass(eq=False)
@@ -21,7 +19,8 @@ class RemoteSocket:
     """
 
     id: str
-    nsp: Namespace
+    #: Every socket of its namespace, on every node: what this one's actions narrow down.
+    everyone: BroadcastOperator = field(repr=False)
     handshake: Handshake
     rooms: set[str] = field(default_factory=set)
     data: dict[str, Any] = field(default_factory=dict)
@@ -30,13 +29,13 @@ class RemoteSocket:
 
     def emit(self, event: str, *args: Any) -> int:
         """Send ``event`` to this socket through the bridge; never waits."""
-        return self.nsp.to(self.id).emit(event, *args)
+        return self.everyone.to(self.id).emit(event, *args)
 
     async def join(self, *rooms: str) -> None:
-        await self.nsp.to(self.id).sockets_join(*rooms)
+        await self.everyone.to(self.id).sockets_join(*rooms)
 
     async def leave(self, *rooms: str) -> None:
-        await self.nsp.to(self.id).sockets_leave(*rooms)
+        await self.everyone.to(self.id).sockets_leave(*rooms)
 
     async def disconnect(self, close: bool = False) -> None:
-        await self.nsp.to(self.id).disconnect_sockets(close)
+        await self.everyone.to(self.id).disconnect_sockets(close)

@@ -24,7 +24,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 from typing import Any
 
-from server.hub import ConnectRefused, Hub, Rate, RateLimiter, RecoveryDeclined, Socket
+from server.hub import (
+    ConnectRefused,
+    Hub,
+    Rate,
+    RateLimiter,
+    RecoveryDeclined,
+    Socket,
+    SocketLike,
+)
 from server.realtime import payloads as p
 from server.realtime.access import NO_ACCESS, Access
 from server.realtime.auth import TOKEN_INVALID, TOKEN_MISSING, Identity, InvalidToken, TokenVerifier
@@ -65,7 +73,7 @@ def _user_of(socket: Socket) -> Any:
     return socket.data.get("userId", socket.id)
 
 
-def identity(socket: Any) -> Identity:
+def identity(socket: SocketLike) -> Identity:
     """Who a socket is (set by the authentication middleware)."""
     data = socket.data
     return Identity(data["userId"], data["userName"], data["role"])
@@ -329,7 +337,8 @@ class Realtime:
         return {"ok": False, "error": "Notification not found"}
 
     # ---- called by the REST API ----------------------------------------------------------
-    def task_created(self, task: Task, by: Identity) -> None:
+    def task_created(self, task: Task) -> None:
+        """``taskCreated`` (the task, ``createdBy`` in it) to the project room."""
         self.hub.to(project_room(task.project_id)).emit("taskCreated", task.as_json())
 
     async def task_updated(self, task: Task, changes: dict[str, Any], by: Identity) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,7 @@ def test_settings(tmp_path: Path, **changes: Any) -> Settings:
         database_url=f"sqlite:///{tmp_path}/app.db",
         monitor_interval=3600,
     )
-    return replace(settings, **changes)
+    return settings.with_options(**changes)
 
 
 @asynccontextmanager

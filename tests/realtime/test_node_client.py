@@ -69,7 +69,7 @@ def run_node(args: list[Any], script: str = SCRIPT, timeout: float = 30) -> dict
 
 
 async def test_refusal_retry_and_recovery(tmp_path: Path) -> None:
-    async with serving(tmp_path, recovery=True) as svc:
+    async with serving(tmp_path) as svc:
         await recovery_scenario(svc)
 
 
@@ -142,7 +142,7 @@ async def test_a_resume_is_authenticated_again(tmp_path: Path) -> None:
     """Connection state recovery does not outlive the credentials: the stock client's
     resume with an expired token gets the usual ``connect_error``, and a resume with
     another user's token gets a socket of its own."""
-    async with serving(tmp_path, recovery=True) as svc:
+    async with serving(tmp_path) as svc:
         project = await make_project(svc, "Resume", {"ada": "Ada", "bob": "Bob"})
         short_lived = token("ada", "Ada", expires_in=1.5)
         expires_at = jwt_exp(short_lived)
