@@ -83,6 +83,8 @@ class Namespace:
         self._ack_id = 0
         #: Where work of the namespace's own runs (``async`` server-side handlers).
         self._tasks: trio.Nursery | None = None
+        #: Called when the last socket leaves (a dynamic namespace's child goes then).
+        self._on_empty: Callable[[Namespace], None] | None = None
         recovery = None
         if config.connection_state_recovery:
             recovery = RecoveryStore(
@@ -286,6 +288,8 @@ class Namespace:
         socket.client.detach(socket)
         socket.fail_acks()
         await self._lifecycle(socket, "disconnect", reason)
+        if not self.sockets and self._on_empty is not None:
+            self._on_empty(self)
 
     async def _lifecycle(self, socket: Socket, event: str, reason: str) -> None:
         """A ``disconnecting`` or ``disconnect`` handler, run inline; errors are logged."""
@@ -466,6 +470,10 @@ class ParentNamespace(Namespace):
     plain or ``async``), a child namespace is made. Every child shares this parent's
     handlers and middlewares, registered before or after; it has rooms and sockets of its
     own. Emitting on the parent emits on every child.
+
+    With ``cleanup_empty_children`` (Node's ``cleanupEmptyChildNamespaces``) a child is
+    dropped when its last socket leaves, so clients asking for ever new names cannot make
+    namespaces pile up; off by default, as in Node, for code that keeps a child's object.
     """
 
     def __init__(
@@ -474,11 +482,14 @@ class ParentNamespace(Namespace):
         config: HubConfig,
         stats: Counter[str],
         adapter_factory: AdapterFactory,
+        *,
+        cleanup_empty_children: bool = False,
     ) -> None:
         label = matcher.pattern if isinstance(matcher, re.Pattern) else repr(matcher)
         super().__init__(f"/<{label}>", config, stats, adapter_factory)
         self.matcher = matcher
         self.children: dict[str, Namespace] = {}
+        self.cleanup_empty_children = cleanup_empty_children
         self._adapter_factory = adapter_factory
 
     async def allows(self, name: str, auth: dict[str, Any]) -> bool:
@@ -498,8 +509,14 @@ class ParentNamespace(Namespace):
             nsp._incoming = self._incoming
             nsp._server_side = self._server_side
             nsp.serve_tasks(self._tasks)
+            if self.cleanup_empty_children:
+                nsp._on_empty = self._drop
             self.children[name] = nsp
         return nsp
+
+    def _drop(self, child: Namespace) -> None:
+        if self.children.get(child.name) is child:
+            del self.children[child.name]
 
     def serve_tasks(self, nursery: trio.Nursery | None) -> None:
         super().serve_tasks(nursery)

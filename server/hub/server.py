@@ -69,18 +69,28 @@ class Hub:
     def _new_client(self, session: Session) -> Client:
         return Client(session, self.config, self.stats, self._namespace_for, self.connect_deadlines)
 
-    def of(self, name: str | re.Pattern[str] | NamespaceMatcher) -> Namespace:
+    def of(
+        self,
+        name: str | re.Pattern[str] | NamespaceMatcher,
+        *,
+        cleanup_empty_children: bool = False,
+    ) -> Namespace:
         """The namespace called ``name``, made on first use (the same object each time).
 
         A regular expression or a function ``(name, auth) -> bool`` gives a
         :class:`~server.hub.namespace.ParentNamespace`: namespaces made on demand when a
-        client asks for a name it allows, sharing its handlers and middlewares.
+        client asks for a name it allows, sharing its handlers and middlewares (and, with
+        ``cleanup_empty_children``, dropped when their last socket leaves).
         """
         if not isinstance(name, str):
             parent = self._parents.get(name)
             if parent is None:
                 parent = self._parents[name] = ParentNamespace(
-                    name, self.config, self.stats, self.adapter_factory
+                    name,
+                    self.config,
+                    self.stats,
+                    self.adapter_factory,
+                    cleanup_empty_children=cleanup_empty_children,
                 )
                 parent.serve_tasks(self._tasks)
             return parent

@@ -234,3 +234,22 @@ async def test_server_side_events_without_other_nodes() -> None:
     assert heard == []
     nsp: Namespace = hub.of("/x")
     assert await nsp.server_side_emit_with_ack("ping") == []
+
+
+async def test_empty_children_can_be_dropped_so_names_do_not_pile_up() -> None:
+    hub = Hub()
+    kept = hub.of(re.compile(r"^/kept-\d+$"))
+    dropped = hub.of(re.compile(r"^/gone-\d+$"), cleanup_empty_children=True)
+    assert isinstance(kept, ParentNamespace) and isinstance(dropped, ParentNamespace)
+    async with serving(hub) as url:
+
+        def visit(names: list[str]) -> None:
+            for name in names:
+                client = socketio.Client(reconnection=False)
+                client.connect(url, namespaces=[name], transports=["websocket"])
+                client.disconnect()
+
+        names = [f"/kept-{n}" for n in range(3)] + [f"/gone-{n}" for n in range(3)]
+        await trio.to_thread.run_sync(visit, names)
+        await until(lambda: not dropped.children)
+    assert sorted(kept.children) == ["/kept-0", "/kept-1", "/kept-2"]  # Node's default
