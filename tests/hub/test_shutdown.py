@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket as stdsocket
 
 import pytest
+import socketio
 import trio
 from trio_websocket import ConnectionClosed
 
@@ -73,3 +74,32 @@ async def test_shutdown_does_not_wait_past_its_grace_for_a_stuck_handler() -> No
         with pytest.raises(ConnectionClosed):
             while True:
                 await client.ws.get_message()
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"], ["polling", "websocket"]])
+async def test_python_socketio_comes_back_after_a_graceful_shutdown(transports: list[str]) -> None:
+    """The stock python-socketio client reconnects by itself once the server is back: a
+    graceful shutdown ends a WebSocket with its close frame alone, as Node's server does
+    (python-socketio takes a CLOSE packet there as a final disconnect)."""
+    first = Hub()
+    async with serving(first) as url:
+        port = int(url.rsplit(":", 1)[1])
+        client = socketio.Client(reconnection=True, reconnection_delay=0.1)
+        connects: list[str] = []
+        client.on("connect", lambda: connects.append(client.transport()))
+        await trio.to_thread.run_sync(
+            lambda: client.connect(url, transports=transports, wait_timeout=5)
+        )
+        with trio.fail_after(5):
+            while not connects or (len(transports) == 2 and client.transport() != "websocket"):
+                await trio.sleep(0.05)
+        await first.shutdown(2.0)
+    second = Hub()
+    try:
+        async with serving(second, port):
+            with trio.fail_after(10):
+                while len(connects) < 2:
+                    await trio.sleep(0.05)
+            assert client.connected
+    finally:
+        await trio.to_thread.run_sync(client.disconnect)

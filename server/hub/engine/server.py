@@ -141,10 +141,12 @@ class EngineServer:
             nursery.start_soon(self.heartbeat.run)
             task_status.started()
 
-    def close_all(self, reason: str = "server shutting down") -> None:
+    def close_all(self, reason: str = "server shutting down", *, final: bool = False) -> None:
+        """Stop accepting and close every session; with ``final=False`` (the server goes
+        away) so that their clients reconnect (see :meth:`Session.close`)."""
         self.stop_accepting()
         for session in list(self.sessions.values()):
-            session.close(reason)
+            session.close(reason, final=final)
 
     async def open_session(self, request: RequestInfo, transport: Transport) -> Session:
         """A new session on ``transport``, running (its handler made) when this returns."""

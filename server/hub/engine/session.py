@@ -194,13 +194,24 @@ class Session:
                 if scope.cancelled_caught:
                     log.warning("clean-up of session %s passed its deadline", self.sid)
 
-    def close(self, reason: str = "forced close") -> bool:
-        """Server-initiated close (``CLOSE``): queued packets and a CLOSE packet still go
-        out. False if the session was not open."""
+    def close(self, reason: str = "forced close", *, final: bool = True) -> bool:
+        """Server-initiated close (``CLOSE``): queued packets still go out, then the end:
+        over long-polling a CLOSE packet, over a WebSocket its close frame alone, as Node's
+        server does (a CLOSE packet is a deliberate disconnect to python-socketio's client,
+        which then does not reconnect).
+
+        ``final=False`` is for a server going away (a shutdown or a restart), whose clients
+        should come back: no CLOSE packet on either transport; a pending GET ends with what
+        is queued (or a NOOP), and the next request finds no session, which every stock
+        client takes as a reason to reconnect. False if the session was not open."""
+        on_websocket = self.state is State.WEBSOCKET
         if not self._move(Event.CLOSE):
             return False
-        self.queue.append(CLOSE)
-        self.queued_bytes += CLOSE.nbytes
+        if not on_websocket:
+            end = CLOSE if final else NOOP
+            if final or not self.queue:
+                self.queue.append(end)
+                self.queued_bytes += end.nbytes
         self._finish(reason)
         self.transport.notify()
         self.wake_poll()
