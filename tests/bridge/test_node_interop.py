@@ -235,3 +235,30 @@ async def test_our_broadcast_with_acks_reaches_node_clients(
             nursery.start_soon(answer, a, 6)
             answers = await one.hub.to("quiz").emit_with_ack("question", "3+3?", timeout=5)
         assert sorted(answers, key=repr) == [6, {"from": "node", "bytes": b"\x06"}]
+
+
+async def test_dates_and_other_node_values_reach_our_clients(
+    redis_server: RedisServer, node_peer: NodePeer
+) -> None:
+    """The seed's Node code emits ``{timestamp: new Date()}``: our clients get the string a
+    client of another Node node gets (its ISO 8601 form), with buffers and big numbers."""
+    async with (
+        bridged_node(redis_server.url) as one,
+        raw_client(one.url, auth={"name": "ann"}) as a,
+    ):
+        await joined(a, "project:1")
+        assert await node_peer.call("serverCount") == 2
+        value = {
+            "timestamp": {"$date": "2026-11-25T21:46:00.207Z"},
+            "gone": {"$undefined": True},
+            "items": [{"$undefined": True}, {"$bin": "00ff"}],
+            "big": 2**53,
+        }
+        await node_peer.call("emit", rooms=["project:1"], event="newMessage", args=[value])
+        (got,) = await a.receive_event("newMessage")
+        assert got == {
+            "timestamp": "2026-11-25T21:46:00.207Z",
+            "items": [None, b"\x00\xff"],
+            "big": 2**53,
+        }
+        assert one.bridge.stats["bad_messages"] == 0

@@ -211,3 +211,47 @@ def test_responses_json_except_broadcast_ack() -> None:
 def test_binary_in_json_bodies_looks_like_a_node_buffer() -> None:
     body = Request(RequestType.SERVER_SIDE_EMIT, "u", data=["ev", b"\x01\x02"]).encode()
     assert json.loads(body)["data"] == ["ev", {"type": "Buffer", "data": [1, 2]}]
+
+
+#: notepack.io's bytes for ``["node01", {type: 2, data: ["when", {at: new Date(...), old:
+#: new Date(-1), far: new Date(253402300800000), u: undefined, big: 2 ** 53, neg: -(2 ** 40),
+#: bin: {deep: [Buffer.from([255])]}}], nsp: "/"}, {rooms: ["project:1"], ...}]``: the seed's
+#: code emits objects with ``timestamp: new Date()``, which travel as MessagePack timestamps
+NODE_DATES = bytes.fromhex(
+    "93a66e6f6465303183a47479706502a46461746192a47768656e86a26174d7ff315a47006b075718a36f6c"
+    "64c70cff3b8b87c0ffffffffffffffffa3666172c70cff000000000000003afff44180a3626967cf0020000"
+    "000000000a36e6567d3ffffff0000000000a362696e81a46465657091c401ffa36e7370a12f83a5726f6f6d"
+    "7391a970726f6a6563743a31a665786365707490a5666c61677380"
+)
+
+
+def test_values_from_node_arrive_as_a_node_client_would_see_them() -> None:
+    """Dates as their ISO 8601 string (``JSON.stringify``, six-digit years included), an
+    ``undefined`` member gone, integers past 2**32 and nested binary kept; and the packet
+    encodes for our clients."""
+    message = BroadcastMessage.decode(NODE_DATES, "/")
+    assert message.packet.data == [
+        "when",
+        {
+            "at": "2026-11-25T21:46:00.207Z",
+            "old": "1969-12-31T23:59:59.999Z",
+            "far": "+010000-01-01T00:00:00.000Z",
+            "big": 2**53,
+            "neg": -(2**40),
+            "bin": {"deep": [b"\xff"]},
+        },
+    ]
+    text, attachment = sio.encode(message.packet)
+    assert '"at":"2026-11-25T21:46:00.207Z"' in text and attachment == b"\xff"
+
+
+def test_iso_dates_are_javascripts() -> None:
+    # new Date(ms).toISOString() in Node, for these ms
+    expected = {
+        0: "1970-01-01T00:00:00.000Z",
+        -62198755200000: "-000001-01-01T00:00:00.000Z",
+        951782400000: "2000-02-29T00:00:00.000Z",
+        8640000000000000: "+275760-09-13T00:00:00.000Z",
+        -8640000000000000: "-271821-04-20T00:00:00.000Z",
+    }
+    assert {ms: wire.iso_of_millis(ms) for ms in expected} == expected

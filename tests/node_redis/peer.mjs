@@ -32,11 +32,14 @@ const io = new Server(httpServer, {
 });
 
 const out = (value) => process.stdout.write(JSON.stringify(value) + "\n");
-// Buffers travel in JSON commands as {"$bin": "<hex>"}
+// Buffers travel in JSON commands as {"$bin": "<hex>"}, Dates as {"$date": "<ISO 8601>"},
+// undefined as {"$undefined": true}
 const revive = (value) => {
   if (Array.isArray(value)) return value.map(revive);
   if (value && typeof value === "object") {
     if (typeof value.$bin === "string") return Buffer.from(value.$bin, "hex");
+    if (typeof value.$date === "string") return new Date(value.$date);
+    if (value.$undefined === true) return undefined;
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, revive(v)]));
   }
   return value;

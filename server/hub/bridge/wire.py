@@ -137,9 +137,21 @@ def pack(value: Any) -> bytes:
     return data
 
 
+#: How MessagePack's timestamp extension (type -1) begins: 32, 64 and 96-bit forms.
+_TIMESTAMP_MARKS = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
+
+
 def unpack(data: bytes) -> Any:
-    """MessagePack from any node; invalid UTF-8 in a string reads as U+FFFD, as it does in
-    Node (``Buffer.toString``), instead of losing the whole message."""
+    """MessagePack from any node, as a Node node's clients would see it: invalid UTF-8 in a
+    string reads as U+FFFD (``Buffer.toString``), and a timestamp (what notepack writes for a
+    ``Date``) reads as its ISO 8601 string with milliseconds (``JSON.stringify``)."""
+    value = _unpack(data)
+    if any(mark in data for mark in _TIMESTAMP_MARKS):
+        value = _dates_to_iso(value)
+    return value
+
+
+def _unpack(data: bytes) -> Any:
     try:
         return msgpack.unpackb(
             data,
@@ -157,6 +169,37 @@ def unpack(data: bytes) -> Any:
         msgpack.StackError,
     ) as exc:
         raise WireError(f"not MessagePack: {exc}") from None
+
+
+def _dates_to_iso(value: Any) -> Any:
+    if isinstance(value, msgpack.Timestamp):
+        return iso_of_millis(value.seconds * 1000 + value.nanoseconds // 1_000_000)
+    if isinstance(value, list):
+        return [_dates_to_iso(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dates_to_iso(v) for k, v in value.items()}
+    return value
+
+
+def iso_of_millis(millis: int) -> str:
+    """``new Date(millis).toISOString()``: proleptic Gregorian, UTC, milliseconds, with the
+    six-digit signed years JavaScript writes outside 0000-9999."""
+    days, ms_of_day = divmod(millis, 86_400_000)
+    # days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil, inverted)
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (1 if month <= 2 else 0)
+    hours, rest = divmod(ms_of_day, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, ms = divmod(rest, 1000)
+    shown = f"{year:04d}" if 0 <= year <= 9999 else f"{'+' if year > 0 else '-'}{abs(year):06d}"
+    return f"{shown}-{month:02d}-{day:02d}T{hours:02d}:{minutes:02d}:{seconds:02d}.{ms:03d}Z"
 
 
 def _json_default(value: Any) -> Any:
