@@ -58,7 +58,13 @@ async def run(
     store = await open_store(settings.database_url, max_threads=settings.db_threads)
     try:
         # the Redis bridge: every process on the same REDIS_URL is one cluster
-        bridge = Bridge(settings.redis_url) if settings.redis_url else None
+        bridge = None
+        if settings.redis_url:
+            bridge = Bridge(
+                settings.redis_url,
+                max_queue_bytes=settings.redis_backlog_bytes,
+                max_queue_age=settings.redis_backlog_seconds,
+            )
         hub = build_hub(settings, bridge.adapter if bridge is not None else None)
         verifier = TokenVerifier(settings.jwt_secret)
         if len(settings.jwt_secret.encode()) < MIN_SECRET_BYTES:  # --dev only (parse refuses)

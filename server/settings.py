@@ -67,6 +67,9 @@ class Settings:
     #: ``redis://host:port/db``: link this process to the others on the same Redis (the
     #: bridge, in the format of ``@socket.io/redis-adapter``); empty for one process alone.
     redis_url: str = ""
+    #: What a node keeps for the others while Redis is away: bytes, and seconds.
+    redis_backlog_bytes: int = 16 * 1024 * 1024
+    redis_backlog_seconds: float = 60.0
     #: Per user and event (``*`` for the others, ``rest.*`` for REST); empty: no limits.
     rate_limits: tuple[tuple[str, Rate], ...] = tuple(DEFAULT_RATE_LIMITS.items())
     #: Refusals in a burst before a flooding user's socket is disconnected (0: never).
@@ -183,6 +186,21 @@ OPTIONS: tuple[Option, ...] = (
         "REDIS_URL",
         ("redis_url",),
         "redis://host:port/db: run as one node of a cluster; default: alone",
+    ),
+    Option(
+        "--redis-backlog-bytes",
+        "REDIS_BACKLOG_BYTES",
+        ("redis_backlog_bytes",),
+        "what this node keeps for the others while Redis is away, in bytes (past it the "
+        "oldest is dropped)",
+        int,
+    ),
+    Option(
+        "--redis-backlog-seconds",
+        "REDIS_BACKLOG_SECONDS",
+        ("redis_backlog_seconds",),
+        "and for how long at most",
+        float,
     ),
     Option(
         "--recovery-window",
@@ -317,6 +335,8 @@ def _check(parser: argparse.ArgumentParser, settings: Settings) -> None:
         parser.error("--db-threads and --monitor-interval must be positive")
     if settings.flood_disconnect < 0:
         parser.error("--flood-disconnect must be 0 or more")
+    if settings.redis_backlog_bytes < 0 or settings.redis_backlog_seconds <= 0:
+        parser.error("--redis-backlog-bytes must be 0 or more, --redis-backlog-seconds positive")
     engine = settings.hub.engine
     if engine.max_handshaking_per_address < 0 or engine.max_handshaking < 0:
         parser.error("--max-handshaking and --max-handshaking-per-address must be 0 or more")

@@ -202,7 +202,7 @@ def render(
         for suffix, value in samples:
             out.lines.append(f"store_operation_seconds{suffix} {_num(value)}")
     if bridge is not None:
-        _bridge_metrics(out, bridge.healthy, bridge.stats)
+        _bridge_metrics(out, bridge)
     out.metric(
         "http_requests_total",
         "counter",
@@ -221,7 +221,9 @@ _BRIDGE_COUNTERS = (
     ("disconnects", "Connections to Redis lost (each starts a degraded period)."),
     ("published", "Messages published to Redis (broadcasts, requests, responses)."),
     ("publish_batches", "Pipelines the publishes were sent in."),
-    ("publish_dropped", "Publishes dropped: Redis unreachable, or the queue full."),
+    ("publish_dropped", "Publishes dropped: past the queue's bounds (bytes, count, age)."),
+    ("publish_kept", "Publishes made while Redis was unreachable, kept to be sent later."),
+    ("publish_resent", "Publishes sent again: the connection broke while they were written."),
     ("broadcasts_in", "Broadcasts from other nodes delivered here."),
     ("broadcasts_skipped", "Broadcasts from other nodes dropped unread: no socket here."),
     ("requests_in", "Requests from other nodes handled."),
@@ -231,10 +233,22 @@ _BRIDGE_COUNTERS = (
 )
 
 
-def _bridge_metrics(out: _Text, healthy: bool, stats: Counter[str]) -> None:
+def _bridge_metrics(out: _Text, bridge: Bridge) -> None:
+    stats = bridge.stats
     out.metric(
-        "bridge_up", "gauge", "1 when Redis is reachable, 0 when degraded.", [("", int(healthy))]
+        "bridge_up",
+        "gauge",
+        "1 when Redis is reachable, 0 when degraded.",
+        [("", int(bridge.healthy))],
     )
+    count, size = bridge.backlog
+    out.metric(
+        "bridge_backlog_messages",
+        "gauge",
+        "Publishes waiting to go out (while degraded: what the outage kept).",
+        [("", count)],
+    )
+    out.metric("bridge_backlog_bytes", "gauge", "Their size.", [("", size)])
     for key, help in _BRIDGE_COUNTERS:
         out.metric(f"bridge_{key}_total", "counter", help, [("", stats[key])])
 
@@ -277,7 +291,12 @@ def create_monitoring(
         if bridge is not None:
             # degraded is still 200: this node serves its own clients without Redis
             body["status"] = bridge.status
-            body["bridge"] = {"status": bridge.status, "uid": bridge.uid}
+            waiting, size = bridge.backlog
+            body["bridge"] = {
+                "status": bridge.status,
+                "uid": bridge.uid,
+                "backlog": {"messages": waiting, "bytes": size},
+            }
         if realtime is not None:
             store = await _store_health(realtime)
             body["store"] = store

@@ -11,8 +11,9 @@
 Every namespace of the hub then has a :class:`~server.hub.bridge.adapter.RedisAdapter`
 (around a local one) on the bridge's one :class:`~server.hub.bridge.driver.RedisDriver`
 (its connection, publish queue and subscriptions). While Redis is down the bridge is
-*degraded*: local delivery goes on, what would have gone to other nodes is dropped and
-counted, requests answer with this node's part only; it reconnects by itself.
+*degraded*: local delivery goes on, what goes to other nodes is kept (bounded by bytes,
+count and age) and sent in order once Redis is back, requests answer with this node's part
+only; it reconnects by itself.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class Bridge:
         *,
         key: str = wire.DEFAULT_KEY,
         request_timeout: float = 5.0,
-        max_queue: int = 10_000,
+        max_queue: int = 100_000,
+        max_queue_bytes: int = 16 * 1024 * 1024,
+        max_queue_age: float = 60.0,
         max_batch: int = 512,
         backoff: tuple[float, float] = (0.05, 5.0),
         health_interval: float = 5.0,
@@ -57,8 +60,9 @@ class Bridge:
         #: This node's id in the cluster (6 characters, as Node's adapter makes them).
         self.uid = uid or new_uid(6)
         #: Counters for ``/metrics``: published, publish_batches, publish_dropped,
-        #: broadcasts_in, broadcasts_skipped, requests_in, requests_out, request_timeouts,
-        #: bad_messages, connects, disconnects (the driver's and every adapter's).
+        #: publish_kept, publish_resent, broadcasts_in, broadcasts_skipped, requests_in,
+        #: requests_out, request_timeouts, bad_messages, connects, disconnects (the
+        #: driver's and every adapter's).
         self.stats: Counter[str] = Counter()
         #: A Redis that stops answering (frozen, or a network cut without a reset) is noticed
         #: by a PING every ``health_interval`` s that must answer within ``health_timeout``
@@ -66,6 +70,8 @@ class Bridge:
         self.driver = RedisDriver(
             url,
             max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
+            max_queue_age=max_queue_age,
             max_batch=max_batch,
             backoff=backoff,
             health_interval=health_interval,
@@ -101,6 +107,11 @@ class Bridge:
     def status(self) -> str:
         """``ok`` when Redis is reachable, else ``degraded`` (this process works alone)."""
         return "ok" if self.healthy else "degraded"
+
+    @property
+    def backlog(self) -> tuple[int, int]:
+        """Publishes waiting to go out (an outage's, while degraded): count and bytes."""
+        return self.driver.backlog
 
     async def wait_connected(self) -> None:
         await self.driver.wait_connected()

@@ -13,12 +13,18 @@ Task tree (the owner is whoever starts :meth:`RedisDriver.run`, normally the roo
 
 Why this shape:
 
-- A publish never waits: ``(channel, body)`` goes on a bounded queue. One publisher drains
-  it in batches (a pipeline per batch), because coredis's cost per command is high and a
-  round trip per publish would be the bottleneck.
-- While Redis is down the driver is *degraded*: publishes are dropped and counted, and the
-  ``on_down`` callbacks run (requests waiting for answers give up at once). The run loop
-  reconnects with exponential backoff and subscribes again to everything.
+- A publish never waits: ``(channel, body)`` goes on a queue. One publisher drains it in
+  batches (a pipeline per batch), because coredis's cost per command is high and a round
+  trip per publish would be the bottleneck.
+- While Redis is down the driver is *degraded*, and nothing published is lost: the queue
+  keeps what is published meanwhile (bounded by bytes, by count and by age; past a bound
+  the oldest is dropped and counted), and the publisher sends it, in order, once Redis is
+  back, before anything newer, and only once the other nodes are subscribed again (as many
+  as before the loss, or ``settle_timeout`` at most): published before they are, it would
+  reach no one. A batch that was being written when the connection broke is sent again (so
+  a message of that batch may arrive twice; none is lost). The ``on_down``
+  callbacks run (requests waiting for answers give up at once, with this node's part). The
+  run loop reconnects with exponential backoff and subscribes again to everything.
 - A Redis that stops answering without closing the connection (frozen, or a network cut) is
   noticed by the watchdog, or by a publish held up for ``health_timeout``.
 """
@@ -28,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -50,6 +56,9 @@ CONNECTION_ERRORS = (
     anyio.BrokenResourceError,
 )
 
+#: Seconds between two counts of the nodes subscribed with us.
+PEER_WATCH_INTERVAL = 1.0
+
 #: ``callback(channel, body)`` for a message on a subscribed channel or pattern.
 MessageCallback = Callable[[str, bytes], None]
 
@@ -59,24 +68,41 @@ class RedisDriver:
         self,
         url: str,
         *,
-        max_queue: int = 10_000,
+        max_queue: int = 100_000,
+        max_queue_bytes: int = 16 * 1024 * 1024,
+        max_queue_age: float = 60.0,
         max_batch: int = 512,
         backoff: tuple[float, float] = (0.05, 5.0),
         health_interval: float = 5.0,
         health_timeout: float = 3.0,
+        settle_timeout: float = 5.0,
         stats: Counter[str] | None = None,
     ) -> None:
         self.url = url
+        #: After a loss, how long a backlog waits for the other nodes to be back.
+        self.settle_timeout = settle_timeout
+        #: Nodes subscribed with us, as last seen (this one included).
+        self.peers = 0
+        #: What may wait to be published (an outage's worth): count, bytes, seconds.
+        self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
+        self.max_queue_age = max_queue_age
         self.max_batch = max_batch
         self.backoff = backoff
         self.health_interval = health_interval
         self.health_timeout = health_timeout
         #: Whether Redis is reachable now; False means degraded.
         self.healthy = False
-        #: connects, disconnects, published, publish_batches, publish_dropped, bad_messages,
-        #: errors.
+        #: connects, disconnects, published, publish_batches, publish_dropped (past a bound
+        #: of the queue), publish_kept (published while degraded, kept for later),
+        #: publish_resent, bad_messages, errors.
         self.stats: Counter[str] = stats if stats is not None else Counter()
-        self._send, self._queue = trio.open_memory_channel[tuple[str, bytes]](max_queue)
+        #: ``(channel, body, when)`` waiting to be published, oldest first.
+        self._queue: deque[tuple[str, bytes, float]] = deque()
+        self._queue_bytes = 0
+        #: The batch being written now: sent again if the connection breaks under it.
+        self._inflight: list[tuple[str, bytes, float]] = []
+        self._wakeup = trio.Event()
         self._channels: dict[str, MessageCallback] = {}
         self._patterns: dict[str, MessageCallback] = {}
         self._on_down: list[Callable[[], None]] = []
@@ -185,14 +211,30 @@ class RedisDriver:
             await self._subscribe(pubsub, list(self._channels), list(self._patterns))
             connecting.deadline = math.inf
             self._client, self._pubsub, self._connection = client, pubsub, nursery
+            nursery.start_soon(self._reader, pubsub)
+            nursery.start_soon(self._watchdog, client)
+            if self._queue and self.peers > 1:
+                # a backlog is for the other nodes: not before they listen again
+                with trio.move_on_after(self.settle_timeout):
+                    # polled: Redis tells of no subscriber coming back
+                    while await self._count_peers(client) < self.peers:  # noqa: ASYNC110
+                        await trio.sleep(0.05)
+            self.peers = await self._count_peers(client)
             self.healthy = True
             self._connected.set()
             self.stats["connects"] += 1
             log.info("connected to Redis: %d channels", len(self._channels) + len(self._patterns))
             nursery.start_soon(self._publisher, client)
-            nursery.start_soon(self._reader, pubsub)
-            nursery.start_soon(self._watchdog, client)
+            nursery.start_soon(self._peer_watch, client)
             report_started()
+
+    async def _count_peers(self, client: coredis.Redis[bytes]) -> int:
+        """The nodes subscribed to the channels we are (each channel every node listens to
+        counts them all; the most of any)."""
+        if not self._channels:
+            return 0
+        counts = await client.pubsub_numsub(*self._channels)
+        return max(counts.values(), default=0)
 
     def _went_down(self) -> None:
         if self.healthy:
@@ -200,26 +242,43 @@ class RedisDriver:
         self.healthy = False
         self._connected = trio.Event()
         self._client = self._pubsub = self._connection = None
-        # what was queued for a connection that is gone would arrive late, or never
-        while True:
-            try:
-                self._queue.receive_nowait()
-            except trio.WouldBlock:
-                break
-            self.stats["publish_dropped"] += 1
+        # the batch the connection broke under may not have reached Redis: again, first
+        if self._inflight:
+            self.stats["publish_resent"] += len(self._inflight)
+            self._queue.extendleft(reversed(self._inflight))
+            self._queue_bytes += sum(len(body) for _, body, _ in self._inflight)
+            self._inflight = []
         for callback in self._on_down:
             callback()
 
     # ---- publishing ------------------------------------------------------------------------
     def publish(self, channel: str, body: bytes) -> None:
-        """Queue one publish; never waits. Dropped (and counted) when degraded or full."""
+        """Queue one publish; never waits. While degraded it is kept for when Redis is back
+        (see the module's documentation); past the queue's bounds the oldest is dropped."""
+        now = trio.current_time()
+        self._queue.append((channel, body, now))
+        self._queue_bytes += len(body)
         if not self.healthy:
+            self.stats["publish_kept"] += 1
+        self._trim(now)
+        self._wakeup.set()
+
+    def _trim(self, now: float) -> None:
+        queue = self._queue
+        oldest = now - self.max_queue_age
+        while queue and (
+            len(queue) > self.max_queue
+            or self._queue_bytes > self.max_queue_bytes
+            or queue[0][2] < oldest
+        ):
+            _, body, _ = queue.popleft()
+            self._queue_bytes -= len(body)
             self.stats["publish_dropped"] += 1
-            return
-        try:
-            self._send.send_nowait((channel, body))
-        except trio.WouldBlock:
-            self.stats["publish_dropped"] += 1
+
+    @property
+    def backlog(self) -> tuple[int, int]:
+        """Publishes waiting (an outage's, while degraded): how many, and their bytes."""
+        return len(self._queue), self._queue_bytes
 
     async def _watchdog(self, client: coredis.Redis[bytes]) -> None:
         while True:
@@ -227,22 +286,36 @@ class RedisDriver:
             with trio.fail_after(self.health_timeout):
                 await client.ping()
 
+    async def _peer_watch(self, client: coredis.Redis[bytes]) -> None:
+        """How many nodes listen with us, once a second: what a backlog waits for after a
+        loss (a node that is gone lowers it within a second)."""
+        while True:
+            await trio.sleep(PEER_WATCH_INTERVAL)
+            with trio.fail_after(self.health_timeout):
+                self.peers = await self._count_peers(client)
+
     async def _publisher(self, client: coredis.Redis[bytes]) -> None:
         queue = self._queue
         while True:
-            batch = [await queue.receive()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(queue.receive_nowait())
-                except trio.WouldBlock:
-                    break
+            while not queue:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+            self._trim(trio.current_time())  # what waited past its age goes now
+            batch = self._inflight = []
+            while queue and len(batch) < self.max_batch:
+                entry = queue.popleft()
+                self._queue_bytes -= len(entry[1])
+                batch.append(entry)
+            if not batch:
+                continue
             with trio.fail_after(self.health_timeout):
                 if len(batch) == 1:
-                    await client.publish(*batch[0])
+                    await client.publish(*batch[0][:2])
                 else:
                     async with client.pipeline(transaction=False) as pipe:
-                        for channel, body in batch:
+                        for channel, body, _ in batch:
                             pipe.publish(channel, body)
+            self._inflight = []
             self.stats["published"] += len(batch)
             self.stats["publish_batches"] += 1
 
