@@ -7,7 +7,8 @@ Task tree::
     ├── bridge.run (only with REDIS_URL): Redis link to the other processes, reconnecting
     ├── hub.serve (hub port): /socket.io/, long-polling and WebSocket
     ├── serve_app (app port): Hypercorn + Quart-Trio (REST, /metrics, /healthz)
-    └── monitor: a log line every MONITOR_INTERVAL seconds
+    ├── monitor: a log line every MONITOR_INTERVAL seconds
+    └── presence healer (only with REDIS_URL): userLeft for users whose node died
 
 The store (SQLite, calls on worker threads) is opened before the nursery and closed after it.
 """
@@ -99,6 +100,9 @@ async def run(
             binds = await root.start(serve_app, app, settings.host, settings.port)
             app_port = int(binds[0].rsplit(":", 1)[1])
             await root.start(run_monitor, hub, realtime, settings.monitor_interval)
+            if bridge is not None:
+                bridge.on_nodes_lost(realtime.nodes_lost)
+                await root.start(realtime.run_presence_healer, settings.presence_heal_interval)
             log.info("hub listening on http://%s:%d/socket.io/", settings.host, hub_port)
             log.info("app listening on %s", ", ".join(binds))
             log.info("database: %s", settings.database_url)

@@ -70,6 +70,9 @@ class Settings:
     #: What a node keeps for the others while Redis is away: bytes, and seconds.
     redis_backlog_bytes: int = 16 * 1024 * 1024
     redis_backlog_seconds: float = 60.0
+    #: Seconds between two checks of who is still in each project room (a node lost is
+    #: checked for at once).
+    presence_heal_interval: float = 30.0
     #: Per user and event (``*`` for the others, ``rest.*`` for REST); empty: no limits.
     rate_limits: tuple[tuple[str, Rate], ...] = tuple(DEFAULT_RATE_LIMITS.items())
     #: Refusals in a burst before a flooding user's socket is disconnected (0: never).
@@ -203,6 +206,14 @@ OPTIONS: tuple[Option, ...] = (
         float,
     ),
     Option(
+        "--presence-heal-interval",
+        "PRESENCE_HEAL_INTERVAL",
+        ("presence_heal_interval",),
+        "seconds between two checks that the users in each room are still there (userLeft "
+        "for those whose node died); a node lost is checked for at once",
+        float,
+    ),
+    Option(
         "--recovery-window",
         "RECOVERY_WINDOW",
         ("hub.max_disconnection_duration",),
@@ -333,6 +344,8 @@ def _check(parser: argparse.ArgumentParser, settings: Settings) -> None:
         )
     if settings.db_threads < 1 or settings.monitor_interval <= 0:
         parser.error("--db-threads and --monitor-interval must be positive")
+    if settings.presence_heal_interval <= 0:
+        parser.error("--presence-heal-interval must be positive")
     if settings.flood_disconnect < 0:
         parser.error("--flood-disconnect must be 0 or more")
     if settings.redis_backlog_bytes < 0 or settings.redis_backlog_seconds <= 0:

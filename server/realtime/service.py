@@ -14,6 +14,13 @@ Every event a client sends is rate-limited per user (all their tabs together) an
 flooding is disconnected. A connection that resumes (connection state recovery) is
 authenticated again, like a new one: a token that expired meanwhile is refused as usual, and
 a token of another user gets a new socket instead of the old one's rooms.
+
+Presence heals when a node dies. Each node keeps who is in each project room cluster-wide
+(its own arrivals and departures, and the other nodes', told as the server-side event
+``presence``); when the cluster loses a node (and every ``presence_heal_interval`` seconds
+anyway) it asks the cluster again, and each user who is gone without a word gets a
+``userLeft`` sent to this node's own sockets of that room: every surviving node tells its
+own, so each client hears it once.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 from typing import Any
+
+import trio
 
 from server.hub import (
     ConnectRefused,
@@ -132,6 +141,9 @@ class Realtime:
         #: The project rooms each socket of this process is in (its disconnect handler runs
         #: after the hub has taken it out of every room).
         self.joined: dict[str, set[int]] = {}
+        #: Who is in each project room, cluster-wide, as last known: userId -> userName.
+        self.presence: dict[int, dict[str, str]] = {}
+        self._heal_now = trio.Event()
         #: messages, handler_errors, auth_refused ... for /metrics.
         self.stats: Counter[str] = Counter()
 
@@ -148,6 +160,7 @@ class Realtime:
         hub.on("typing", self.typing)
         hub.on("cursorMove", self.cursor_move)
         hub.on("notificationRead", self.notification_read)
+        hub.on_server_side("presence", self._presence_elsewhere)
         return self
 
     # ---- connecting ----------------------------------------------------------------------
@@ -233,8 +246,10 @@ class Realtime:
             online.setdefault(user_id, other.data.get("userName", user_id))
             if user_id == who.user_id and other.id != socket.id:
                 first = False
+        self.presence[project_id] = dict(online)
         if first:
             socket.to(room).emit("userJoined", self._presence(who, project_id))
+            self.hub.server_side_emit("presence", project_id, who.user_id, who.user_name, True)
         return online
 
     @_answers
@@ -260,7 +275,72 @@ class Realtime:
         for other in await self.hub.to(room).fetch_sockets():
             if other.data.get("userId") == who.user_id:
                 return  # another tab of theirs is still there
+        self._left(project_id, who.user_id)
         self.hub.to(room).emit("userLeft", self._presence(who, project_id))
+        self.hub.server_side_emit("presence", project_id, who.user_id, who.user_name, False)
+
+    def _left(self, project_id: int, user_id: str) -> None:
+        here = self.presence.get(project_id)
+        if here is not None:
+            here.pop(user_id, None)
+            if not here:
+                del self.presence[project_id]
+
+    def _presence_elsewhere(
+        self, project_id: Any, user_id: Any, user_name: Any, present: Any
+    ) -> None:
+        """Another node told of an arrival or a departure (it told its clients itself)."""
+        if not isinstance(project_id, int) or not isinstance(user_id, str):
+            return
+        if present:
+            self.presence.setdefault(project_id, {})[user_id] = str(user_name)
+        else:
+            self._left(project_id, user_id)
+
+    # ---- presence that heals -------------------------------------------------------------
+    def nodes_lost(self) -> None:
+        """The cluster has fewer nodes than a moment ago: heal presence now."""
+        self._heal_now.set()
+
+    async def heal_presence(self) -> int:
+        """Ask the cluster who is in each project room this node has sockets in; a user
+        gone without a word (their node died) gets ``userLeft``, sent to this node's own
+        sockets of the room. Returns how many were told of."""
+        told = 0
+        for project_id in sorted(self.rooms):
+            now = await self.online(project_id)
+            before = self.presence.get(project_id, {})
+            room = project_room(project_id)
+            for user_id in sorted(set(before) - set(now)):
+                who = Identity(user_id, before[user_id], "member")
+                self.hub.to(room).local.emit("userLeft", self._presence(who, project_id))
+                told += 1
+            if now:
+                self.presence[project_id] = now
+            else:
+                self.presence.pop(project_id, None)
+        if told:
+            self.stats["presence_healed"] += told
+            log.info("presence healed: %d users gone with their node", told)
+        return told
+
+    async def run_presence_healer(
+        self,
+        interval: float = 30.0,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Heal presence every ``interval`` seconds, and at once when a node is lost."""
+        task_status.started()
+        while True:
+            with trio.move_on_after(interval):
+                await self._heal_now.wait()
+            self._heal_now = trio.Event()
+            try:
+                await self.heal_presence()
+            except Exception:
+                self.stats["handler_errors"] += 1
+                log.exception("healing presence failed")
 
     @staticmethod
     def _presence(who: Identity, project_id: int) -> dict[str, Any]:

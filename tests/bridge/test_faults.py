@@ -296,3 +296,43 @@ def test_nothing_published_in_an_outage_is_lost(redis_server: RedisServer, tmp_p
             client.disconnect()
         for server in (one, two):
             server.stop()
+
+
+def test_presence_heals_when_a_node_is_killed(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Bob's node is killed with -9: Alice, on the other node, is told ``userLeft`` for Bob
+    (at once: the node count's period, a second), and ``onlineMembers`` no longer lists
+    him. A departure that was announced is never announced again by a heal (they run every
+    second here)."""
+    one, two = start_cluster(tmp_path, redis_server.url, 2, "--presence-heal-interval", "1")
+    keys = tokens()
+    alice = socketio.Client(reconnection=False)
+    bob = socketio.Client(reconnection=False)
+    left: list[dict[str, object]] = []
+    alice.on("userLeft", lambda user, *offset: left.append(user))
+    try:
+        alice.connect(one.hub_url, auth={"token": keys["alice"]}, transports=["websocket"])
+        bob.connect(two.hub_url, auth={"token": keys["bob"]}, transports=["websocket"])
+        assert alice.call("joinProject", 1, timeout=5)["ok"]
+        assert bob.call("joinProject", 1, timeout=5)["ok"]
+        assert bob.call("leaveProject", 1, timeout=5)["ok"]  # announced by Bob's node
+        _wait(lambda: len(left) == 1)
+        time.sleep(1.5)  # a heal or two: nothing more
+        assert len(left) == 1
+        joined = bob.call("joinProject", 1, timeout=5)
+        assert [m["userId"] for m in joined["onlineMembers"]] == ["alice", "bob"]
+        time.sleep(1.5)  # the nodes have counted each other
+        two.proc.kill()  # SIGKILL: no disconnect handler runs there
+        two.proc.wait()
+        started = time.monotonic()
+        _wait(lambda: len(left) == 2, timeout=30)
+        assert time.monotonic() - started < 10
+        assert left == [{"userId": "bob", "userName": "Bob", "projectId": 1}] * 2
+        again = alice.call("joinProject", 1, timeout=5)
+        assert [m["userId"] for m in again["onlineMembers"]] == ["alice"]
+        time.sleep(1.5)  # and only once
+        assert len(left) == 2
+    finally:
+        for client in (alice, bob):
+            client.disconnect()
+        for server in (one, two):
+            server.stop()

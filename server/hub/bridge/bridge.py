@@ -19,6 +19,7 @@ only; it reconnects by itself.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -112,6 +113,16 @@ class Bridge:
     def backlog(self) -> tuple[int, int]:
         """Publishes waiting to go out (an outage's, while degraded): count and bytes."""
         return self.driver.backlog
+
+    def on_nodes_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the cluster has fewer nodes than a moment ago (one died,
+        or stopped): presence may need healing."""
+
+        def changed(before: int, now: int) -> None:
+            if 0 < now < before:
+                callback()
+
+        self.driver.on_peers(changed)
 
     async def wait_connected(self) -> None:
         await self.driver.wait_connected()

@@ -83,6 +83,7 @@ class RedisDriver:
         self.settle_timeout = settle_timeout
         #: Nodes subscribed with us, as last seen (this one included).
         self.peers = 0
+        self._on_peers: list[Callable[[int, int], None]] = []
         #: What may wait to be published (an outage's worth): count, bytes, seconds.
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
@@ -126,6 +127,17 @@ class RedisDriver:
     def on_down(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` each time the connection to Redis is lost."""
         self._on_down.append(callback)
+
+    def on_peers(self, callback: Callable[[int, int], None]) -> None:
+        """Call ``callback(before, now)`` when the count of nodes listening with us changes
+        (a node that dies leaves Redis's subscribers at once)."""
+        self._on_peers.append(callback)
+
+    def _count_is(self, count: int) -> None:
+        before, self.peers = self.peers, count
+        if count != before:
+            for callback in self._on_peers:
+                callback(before, count)
 
     def _resubscribe(self, channels: Sequence[str] = (), patterns: Sequence[str] = ()) -> None:
         if self._connection is not None and self._pubsub is not None:
@@ -219,7 +231,7 @@ class RedisDriver:
                     # polled: Redis tells of no subscriber coming back
                     while await self._count_peers(client) < self.peers:  # noqa: ASYNC110
                         await trio.sleep(0.05)
-            self.peers = await self._count_peers(client)
+            self._count_is(await self._count_peers(client))
             self.healthy = True
             self._connected.set()
             self.stats["connects"] += 1
@@ -292,7 +304,7 @@ class RedisDriver:
         while True:
             await trio.sleep(PEER_WATCH_INTERVAL)
             with trio.fail_after(self.health_timeout):
-                self.peers = await self._count_peers(client)
+                self._count_is(await self._count_peers(client))
 
     async def _publisher(self, client: coredis.Redis[bytes]) -> None:
         queue = self._queue
