@@ -1,15 +1,17 @@
 """``make cluster``: several processes of ``python -m server`` on one Redis, behind nginx.
 
     python -m deploy.cluster [--nodes 2] [--redis-url redis://...] [--listen 127.0.0.1:8080]
+                             [--base-port 4000] [--redis-port 6380] [--database data/cluster.db]
 
 - Redis: ``--redis-url`` (or ``REDIS_URL``) if given; otherwise a ``redis-server`` of its own
-  on 127.0.0.1:6380, without persistence.
-- Process ``i`` serves its app on 4000 + 10 i and its hub on 4001 + 10 i, all with ``--dev``
-  on one SQLite file (``data/cluster.db``) and one JWT secret, so a demo token works on any.
+  on 127.0.0.1:``--redis-port``, without persistence.
+- Process ``i`` serves its app on base + 10 i and its hub on base + 1 + 10 i, all with
+  ``--dev`` on one SQLite file and one JWT secret, so a demo token works on any, and with
+  ``--public-url`` the nginx origin, which their banners name.
 - nginx, when installed, on ``--listen`` with the configuration of ``deploy/nginx.py``:
   one origin, the hub sticky on ``/socket.io/``.
 
-Ctrl-C stops everything.
+One Ctrl-C (or SIGTERM) stops everything, as does the end of any of the processes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
     parser.add_argument("--listen", default="127.0.0.1:8080")
+    parser.add_argument("--base-port", type=int, default=4000)
+    parser.add_argument("--redis-port", type=int, default=6380)
+    parser.add_argument("--database", default=str(ROOT / "data" / "cluster.db"))
     args = parser.parse_args()
     procs: list[subprocess.Popen[bytes]] = []
     prefix = Path(tempfile.mkdtemp(prefix="cluster-nginx-"))
@@ -51,7 +56,7 @@ def main() -> int:
                         "--bind",
                         "127.0.0.1",
                         "--port",
-                        "6380",
+                        str(args.redis_port),
                         "--save",
                         "",
                         "--appendonly",
@@ -61,15 +66,17 @@ def main() -> int:
                     ]
                 )
             )
-            redis_url = "redis://127.0.0.1:6380/0"
+            redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
             time.sleep(0.5)
-        nodes = default_nodes(args.nodes)
+        nodes = default_nodes(args.nodes, base=args.base_port)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        with_nginx = os.path.exists(nginx)
         origins = [f"http://{args.listen}", f"http://localhost:{args.listen.rsplit(':', 1)[1]}"]
         origins += [f"http://127.0.0.1:{n.app_port}" for n in nodes]
-        (ROOT / "data").mkdir(exist_ok=True)
+        Path(args.database).parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.setdefault("JWT_SECRET", secrets.token_urlsafe(32))
-        env.update(REDIS_URL=redis_url, DATABASE_URL=f"sqlite:///{ROOT}/data/cluster.db")
+        env.update(REDIS_URL=redis_url, DATABASE_URL=f"sqlite:///{Path(args.database).resolve()}")
         for i, node in enumerate(nodes):
             command = [
                 sys.executable,
@@ -83,11 +90,12 @@ def main() -> int:
                 "--cors-origins",
                 ",".join(origins),
             ]
+            if with_nginx:
+                command += ["--public-url", f"http://{args.listen}"]
             procs.append(subprocess.Popen(command, cwd=ROOT, env=env))
             if i == 0:
                 time.sleep(2)  # the first one creates and seeds the database
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        if os.path.exists(nginx):
+        if with_nginx:
             (prefix / "tmp").mkdir()
             os.chmod(prefix / "tmp", 0o777)
             (prefix / "nginx.conf").write_text(render(nodes, args.listen, prefix))
@@ -115,7 +123,7 @@ def main() -> int:
                 f"so no single origin",
                 flush=True,
             )
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        _wait_for_a_stop(procs)
     except KeyboardInterrupt:
         pass
     finally:
@@ -129,6 +137,21 @@ def main() -> int:
                 proc.kill()
         shutil.rmtree(prefix, ignore_errors=True)
     return 0
+
+
+def _wait_for_a_stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Until SIGINT or SIGTERM, or until one of the processes ends (say which)."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        for proc in procs:
+            if proc.poll() is not None:
+                print(f"cluster: {proc.args[0]} ended ({proc.returncode}); stopping", flush=True)
+                return
+        time.sleep(0.2)
 
 
 if __name__ == "__main__":

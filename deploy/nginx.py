@@ -31,9 +31,9 @@ class Node:
     hub_port: int
 
 
-def default_nodes(count: int, host: str = "127.0.0.1") -> list[Node]:
-    """Process ``i`` listens on 4000 + 10 i (app) and 4001 + 10 i (hub)."""
-    return [Node(host, 4000 + 10 * i, 4001 + 10 * i) for i in range(count)]
+def default_nodes(count: int, host: str = "127.0.0.1", base: int = 4000) -> list[Node]:
+    """Process ``i`` listens on base + 10 i (app) and base + 1 + 10 i (hub)."""
+    return [Node(host, base + 10 * i, base + 1 + 10 * i) for i in range(count)]
 
 
 def render(

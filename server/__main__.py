@@ -113,6 +113,7 @@ async def run(
                     f"http://{settings.host}:{hub_port}",
                     demo_project_id,
                     [(u.user_id, u.role, token) for u, token in demo_tokens(verifier)],
+                    settings.public_url,
                 )
             task_status.started(Running(hub, realtime, app_port, hub_port, demo_project_id))
     finally:

@@ -42,14 +42,20 @@ async def cancel_on_signal(
 
 
 def print_dev_banner(
-    app_url: str, hub_url: str, project_id: int, tokens: list[tuple[str, str, str]]
+    app_url: str,
+    hub_url: str,
+    project_id: int,
+    tokens: list[tuple[str, str, str]],
+    public_url: str = "",
 ) -> None:
-    """``--dev``: say how to try the server, with a token for each demo user (on stderr)."""
+    """``--dev``: say how to try the server, with a token for each demo user (on stderr).
+    ``public_url`` (a proxy's origin, in a cluster) is where people should go."""
     lines = [
         "",
         "--dev: development mode (demo tokens below; never use --dev in production)",
-        f"  open {app_url}/ in a browser for the board (sign in as a demo user)",
-        f"  app (REST): {app_url}    hub (Socket.IO): {hub_url}",
+        f"  open {public_url or app_url}/ in a browser for the board (sign in as a demo user)",
+        f"  app (REST): {app_url}    hub (Socket.IO): {hub_url}"
+        + (f"    one origin for all: {public_url}" if public_url else ""),
         f"  demo project id: {project_id}",
     ]
     for user_id, role, token in tokens:

@@ -50,6 +50,8 @@ class Settings:
     hub_port: int = DEFAULT_HUB_PORT
     #: Browser origins allowed to reach the hub; the app's own origin by default.
     cors_origins: tuple[str, ...] = ()
+    #: Where people reach the service (a proxy's origin), for the ``--dev`` banner.
+    public_url: str = ""
     #: Everything the hub (and its engine) is configured with, but the CORS origins.
     hub: HubConfig = SERVICE_HUB
     #: Seconds a shutdown waits for connections to close before it stops anyway.
@@ -134,6 +136,12 @@ OPTIONS: tuple[Option, ...] = (
         "comma-separated browser origins allowed on the hub and the API, '*' for any; "
         "default: the app's own origin",
         _origins,
+    ),
+    Option(
+        "--public-url",
+        "PUBLIC_URL",
+        ("public_url",),
+        "where people reach the service, behind a proxy (the --dev banner names it)",
     ),
     Option(
         "--ping-interval",

@@ -241,6 +241,15 @@ def _bridge_metrics(out: _Text, bridge: Bridge) -> None:
         "1 when Redis is reachable, 0 when degraded.",
         [("", int(bridge.healthy))],
     )
+    out.metric(
+        "bridge_nodes",
+        "gauge",
+        "Nodes of the cluster as last counted, this one included (0 while degraded).",
+        [("", bridge.nodes)],
+    )
+    out.metric(
+        "bridge_info", "gauge", "The bridge's wire format.", [(f'{{mode="{bridge.mode}"}}', 1)]
+    )
     count, size = bridge.backlog
     out.metric(
         "bridge_backlog_messages",
@@ -294,7 +303,9 @@ def create_monitoring(
             waiting, size = bridge.backlog
             body["bridge"] = {
                 "status": bridge.status,
+                "mode": bridge.mode,
                 "uid": bridge.uid,
+                "nodes": bridge.nodes,
                 "backlog": {"messages": waiting, "bytes": size},
             }
         if realtime is not None:

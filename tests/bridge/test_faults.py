@@ -221,7 +221,11 @@ def test_healthz_and_metrics_report_the_outage(redis_server: RedisServer, tmp_pa
         for server in servers:
             _wait(lambda s=server: s.healthz()["status"] == "ok")
             assert server.healthz()["bridge"]["status"] == "ok"
+            assert server.healthz()["bridge"]["mode"] == "pubsub"
             assert server.metric("bridge_up") == 1
+        for server in servers:
+            _wait(lambda s=server: s.healthz()["bridge"]["nodes"] == 2)
+            assert server.metric("bridge_nodes") == 2
         redis_server.kill()
         for server in servers:
             _wait(lambda s=server: s.healthz()["status"] == "degraded")

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,3 +130,61 @@ async def test_clients_on_both_processes_behind_nginx(
                     scope.shield = True
                     await client.aclose()
             nursery.cancel_scope.cancel()
+
+
+def _free_base() -> int:
+    """A port P with P, P + 1, P + 10 and P + 11 free (two nodes' app and hub ports)."""
+    for _ in range(50):
+        base = free_port()
+        if base + 11 > 65535:
+            continue
+        try:
+            for port in (base, base + 1, base + 10, base + 11):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free ports")
+
+
+def test_make_cluster_stops_everything_on_one_ctrl_c(tmp_path: Path) -> None:
+    """``python -m deploy.cluster`` (``make cluster``): Redis, two nodes and nginx; the banner
+    names the one origin; one Ctrl-C (SIGINT to its process group, as a terminal sends it)
+    ends every process, and the command exits 0."""
+    base, redis_port, listen = _free_base(), free_port(), free_port()
+    command = [
+        sys.executable, "-m", "deploy.cluster",
+        "--nodes", "2",
+        "--base-port", str(base),
+        "--redis-port", str(redis_port),
+        "--listen", f"127.0.0.1:{listen}",
+        "--database", str(tmp_path / "cluster.db"),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "REDIS_URL")}
+    log = (tmp_path / "cluster.log").open("w")
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "cluster: 2 processes" not in (tmp_path / "cluster.log").read_text():
+            assert proc.poll() is None, (tmp_path / "cluster.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "cluster.log").read_text()
+            time.sleep(0.1)
+        output = (tmp_path / "cluster.log").read_text()
+        assert f"one origin for all: http://127.0.0.1:{listen}" in output
+        health = httpx.get(f"http://127.0.0.1:{listen}/healthz", timeout=5)
+        assert health.json()["status"] == "ok"
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        for port in (base, base + 10, redis_port, listen):
+            with socket.socket() as probe:
+                # free again (no listener left; TIME_WAIT of the requests made is fine)
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(("127.0.0.1", port))
+                probe.listen()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()

@@ -109,6 +109,14 @@ class Bridge:
         """``ok`` when Redis is reachable, else ``degraded`` (this process works alone)."""
         return "ok" if self.healthy else "degraded"
 
+    #: The wire format: ``pubsub`` (``@socket.io/redis-adapter``).
+    mode = "pubsub"
+
+    @property
+    def nodes(self) -> int:
+        """Nodes of the cluster as last counted (this one included; 0 while degraded)."""
+        return self.driver.peers if self.healthy else 0
+
     @property
     def backlog(self) -> tuple[int, int]:
         """Publishes waiting to go out (an outage's, while degraded): count and bytes."""
