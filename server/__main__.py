@@ -63,6 +63,7 @@ async def run(
         if settings.redis_url:
             bridge = Bridge(
                 settings.redis_url,
+                mode=settings.redis_adapter,
                 max_queue_bytes=settings.redis_backlog_bytes,
                 max_queue_age=settings.redis_backlog_seconds,
             )

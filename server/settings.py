@@ -67,8 +67,11 @@ class Settings:
     #: Seconds between the monitor's log lines.
     monitor_interval: float = 30.0
     #: ``redis://host:port/db``: link this process to the others on the same Redis (the
-    #: bridge, in the format of ``@socket.io/redis-adapter``); empty for one process alone.
+    #: bridge); empty for one process alone.
     redis_url: str = ""
+    #: The bridge's format: ``pubsub`` (``@socket.io/redis-adapter``) or ``streams``
+    #: (``@socket.io/redis-streams-adapter``: recovery across nodes, even after a crash).
+    redis_adapter: str = "pubsub"
     #: What a node keeps for the others while Redis is away: bytes, and seconds.
     redis_backlog_bytes: int = 16 * 1024 * 1024
     redis_backlog_seconds: float = 60.0
@@ -197,6 +200,15 @@ OPTIONS: tuple[Option, ...] = (
         "REDIS_URL",
         ("redis_url",),
         "redis://host:port/db: run as one node of a cluster; default: alone",
+    ),
+    Option(
+        "--redis-adapter",
+        "REDIS_ADAPTER",
+        ("redis_adapter",),
+        "pubsub (the format of @socket.io/redis-adapter) or streams (of "
+        "@socket.io/redis-streams-adapter: a client comes back recovered on any node, "
+        "even after its node crashed)",
+        str.lower,
     ),
     Option(
         "--redis-backlog-bytes",
@@ -356,6 +368,8 @@ def _check(parser: argparse.ArgumentParser, settings: Settings) -> None:
         parser.error("--presence-heal-interval must be positive")
     if settings.flood_disconnect < 0:
         parser.error("--flood-disconnect must be 0 or more")
+    if settings.redis_adapter not in ("pubsub", "streams"):
+        parser.error("--redis-adapter must be pubsub or streams")
     if settings.redis_backlog_bytes < 0 or settings.redis_backlog_seconds <= 0:
         parser.error("--redis-backlog-bytes must be 0 or more, --redis-backlog-seconds positive")
     engine = settings.hub.engine

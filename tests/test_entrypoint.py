@@ -160,8 +160,9 @@ def test_rate_limits_and_handshake_limits_are_settings() -> None:
     defaults = dict(parse([], env=env).rate_limits)
     assert defaults["chatMessage"] == Rate(5, 20)
     changed = dict(
-        parse(["--rate-limit", "chatMessage=2/s:4", "--rate-limit", "typing=off"], env=env)
-        .rate_limits
+        parse(
+            ["--rate-limit", "chatMessage=2/s:4", "--rate-limit", "typing=off"], env=env
+        ).rate_limits
     )
     assert changed["chatMessage"] == Rate(2, 4) and "typing" not in changed
     assert changed["cursorMove"] == defaults["cursorMove"]

@@ -230,6 +230,14 @@ _BRIDGE_COUNTERS = (
     ("requests_out", "Requests sent to other nodes."),
     ("request_timeouts", "Requests that ended with fewer answers than nodes."),
     ("bad_messages", "Messages from Redis that could not be read."),
+    ("stream_appended", "Streams mode: entries this node wrote to the stream."),
+    (
+        "stream_ids_moved",
+        "Streams mode: entries Redis gave another id than the one this node's clients were "
+        "told (another node wrote first); a restore finds them by that one.",
+    ),
+    ("sessions_restored", "Streams mode: sockets restored from a session in Redis."),
+    ("sessions_not_restored", "Streams mode: restores refused (unknown, expired, offset gone)."),
 )
 
 

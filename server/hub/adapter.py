@@ -23,7 +23,7 @@ import trio
 from server.hub.engine import Wire
 from server.hub.handshake import Handshake
 from server.hub.protocol import socketio as sio
-from server.hub.recovery import RecoveryStore
+from server.hub.recovery import Recovery, RecoveryStore
 from server.hub.selection import BroadcastOptions
 
 __all__ = [
@@ -88,9 +88,7 @@ class SocketEmitter(Protocol):
     async def disconnect(self, sids: Iterable[str], close: bool) -> None:
         """Disconnect these sockets (``close``: their whole connections)."""
 
-    def server_side(
-        self, event: str, args: list[Any], reply: Callable[[Any], None] | None
-    ) -> None:
+    def server_side(self, event: str, args: list[Any], reply: Callable[[Any], None] | None) -> None:
         """A server-side event from another node, for this namespace's handlers."""
 
 
@@ -119,8 +117,9 @@ class Adapter(Protocol):
     """What a namespace asks of its adapter."""
 
     @property
-    def recovery(self) -> RecoveryStore | None:
-        """Where packets are kept for connection state recovery; None when it is off."""
+    def recovery(self) -> Recovery | None:
+        """Connection state recovery (sessions, and the packets they may miss); None when
+        it is off."""
         ...
 
     # rooms of socket ids (a socket is in its own room, named by its id)

@@ -115,9 +115,7 @@ class BroadcastOperator:
         limit = timeout if timeout is not None else self._timeout
         if limit is None:
             limit = target.ack_timeout
-        packet = sio.Packet(
-            sio.PacketType.EVENT, target.name, [event, *args], target.next_ack_id()
-        )
+        packet = sio.Packet(sio.PacketType.EVENT, target.name, [event, *args], target.next_ack_id())
         acks = target.adapter.broadcast_with_ack(packet, self._opts, limit)
         with trio.move_on_after(limit):
             await acks.wait()

@@ -194,7 +194,7 @@ class Namespace:
         if recovery is not None:
             pid, offset = auth.get("pid"), auth.get("offset")
             if isinstance(pid, str) and isinstance(offset, str | None):
-                restored = recovery.restore(pid, offset)
+                restored = await recovery.resume(pid, offset)
         while True:
             socket = self._new_socket(client, handshake, restored)
             try:
@@ -243,7 +243,7 @@ class Namespace:
         socket = Socket(secrets.token_urlsafe(15), self, client, handshake)
         if recovery is not None:
             socket.pid = secrets.token_urlsafe(15)
-            socket.recovery_base = recovery.next_seq
+            socket.recovery_base = recovery.position()
         return socket
 
     def _add(self, client: NamespaceClient, socket: Socket, restored: Restored | None) -> None:
@@ -256,11 +256,14 @@ class Namespace:
         answer = {"sid": socket.id} if socket.pid is None else {"sid": socket.id, "pid": socket.pid}
         client.send_packet(sio.Packet(sio.PacketType.CONNECT, self.name, answer))
         recovery = adapter.recovery
-        if restored is not None and recovery is not None:
+        if recovery is None or socket.pid is None:
+            return
+        if restored is not None:
             # no checkpoint between listing what was missed and rejoining the rooms, so
             # every stored packet reaches the socket exactly once
             adapter.add_all(socket.id, restored.session.rooms)
             client.replay(recovery.missed(restored))
+        recovery.attached(socket.id, socket.pid, socket.rooms, socket.data, socket.recovery_base)
 
     def _put_back(self, restored: Restored | None) -> None:
         recovery = self._adapter.recovery
@@ -279,8 +282,12 @@ class Namespace:
             return
         await self._lifecycle(socket, "disconnecting", reason)
         recovery = self._adapter.recovery
-        if recovery is not None and socket.pid is not None and reason in RECOVERABLE_REASONS:
-            recovery.save(socket.id, socket.pid, socket.rooms, socket.data, socket.recovery_base)
+        if recovery is not None and socket.pid is not None:
+            if reason in RECOVERABLE_REASONS:
+                rooms, data, base = socket.rooms, socket.data, socket.recovery_base
+                recovery.save(socket.id, socket.pid, rooms, data, base)
+            else:
+                recovery.forget(socket.id, socket.pid)
         socket.connected = False
         self._adapter.delete_all(socket.id)
         self.sockets.pop(socket.id, None)
@@ -359,9 +366,7 @@ class Namespace:
             if socket is not None:
                 await socket.disconnect(close)
 
-    def server_side(
-        self, event: str, args: list[Any], reply: Callable[[Any], None] | None
-    ) -> None:
+    def server_side(self, event: str, args: list[Any], reply: Callable[[Any], None] | None) -> None:
         handler = self._server_side.get(event)
         if handler is None:
             return

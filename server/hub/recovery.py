@@ -14,9 +14,14 @@ One addition to the reference server: a client that never received a stored pack
 offset to send (a client closed as a slow consumer before its first event got out, say). Its
 session remembers where the buffer stood when it connected, and recovery starts there.
 
-One :class:`RecoveryStore` per namespace. Both halves are bounded: packets by count, by bytes
-(each is kept once, as the frames every recipient was sent) and by age, sessions by age.
-Expired entries are dropped as new ones arrive, so no timer is needed.
+A namespace asks its adapter's :class:`Recovery` for all of this. In one process it is the
+:class:`RecoveryStore` here, one per namespace; in a cluster on Redis streams it is the
+streams adapter's, which keeps sessions and packets in Redis so that any node can restore
+any client (see :mod:`server.hub.bridge.streams_adapter`).
+
+Both halves of a :class:`RecoveryStore` are bounded: packets by count, by bytes (each is
+kept once, as the frames every recipient was sent) and by age, sessions by age. Expired
+entries are dropped as new ones arrive, so no timer is needed.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from server.hub.engine import Wire
 from server.hub.selection import BroadcastOptions
@@ -53,8 +58,9 @@ class SavedSession:
     rooms: frozenset[str]
     data: dict[str, Any]
     disconnected_at: float
-    #: The first packet that may have been for it (the buffer's end when it connected).
-    base: int
+    #: Where the packet log stood when it connected: the first packet that may have been
+    #: for it (an index here; a position in the stream for the streams adapter).
+    base: Any
 
 
 @dataclass(slots=True)
@@ -62,6 +68,36 @@ class Restored:
     session: SavedSession
     #: The last stored packet the client saw.
     seq: int
+
+
+class Recovery(Protocol):
+    """What a namespace asks of connection state recovery."""
+
+    def position(self) -> Any:
+        """Where the packet log stands now: a new socket's ``recovery_base``."""
+
+    async def resume(self, pid: str, offset: str | None) -> Restored | None:
+        """The session ``pid`` back, with where its client stopped (``offset``: the last
+        stored packet it received; None if none); None when it cannot be restored whole.
+        Taken at most once: put it back if the socket does not connect after all."""
+
+    def missed(self, restored: Restored) -> list[Wire]:
+        """The encoded packets a restored session missed, oldest first. Called with no
+        checkpoint between it and the socket rejoining its rooms."""
+
+    def put_back(self, restored: Restored) -> None:
+        """A restore that did not complete: keep the session for another attempt."""
+
+    def attached(
+        self, sid: str, pid: str, rooms: set[str], data: dict[str, Any], base: Any
+    ) -> None:
+        """A recoverable socket is connected here (new, or restored)."""
+
+    def save(self, sid: str, pid: str, rooms: set[str], data: dict[str, Any], base: Any) -> None:
+        """A recoverable socket went away for a reason it may come back from."""
+
+    def forget(self, sid: str, pid: str) -> None:
+        """A recoverable socket left for good (a deliberate disconnect)."""
 
 
 @dataclass(slots=True)
@@ -137,9 +173,21 @@ class RecoveryStore:
         return len(self._packets)
 
     # ---- sessions ----------------------------------------------------------------------
-    def save(
-        self, sid: str, pid: str, rooms: set[str], data: dict[str, Any], base: int
+    def position(self) -> int:
+        return self._next_seq
+
+    async def resume(self, pid: str, offset: str | None) -> Restored | None:
+        return self.restore(pid, offset)
+
+    def attached(
+        self, sid: str, pid: str, rooms: set[str], data: dict[str, Any], base: Any
     ) -> None:
+        return None  # kept in memory only when it goes away
+
+    def forget(self, sid: str, pid: str) -> None:
+        return None
+
+    def save(self, sid: str, pid: str, rooms: set[str], data: dict[str, Any], base: Any) -> None:
         now = self._clock()
         self._expire_sessions(now)
         self._sessions.pop(pid, None)  # re-inserted last: the dict stays in time order

@@ -128,7 +128,7 @@ class Socket:
     #: The private session id that lets the client recover (None with recovery off).
     pid: str | None = field(default=None, repr=False)
     #: Where the recovery buffer stood when this socket (first) connected.
-    recovery_base: int = field(default=0, repr=False)
+    recovery_base: Any = field(default=0, repr=False)
     _acks: dict[int, _AckWaiter] = field(default_factory=dict, repr=False)
     _use: list[IncomingMiddleware] = field(default_factory=list, repr=False)
     _any: list[Callable[..., Any]] = field(default_factory=list, repr=False)

@@ -1,5 +1,6 @@
 """The Node side of the interop tests: ``tests/node_redis`` (Socket.IO on
-``@socket.io/redis-adapter``, and ``@socket.io/redis-emitter``), as subprocesses."""
+``@socket.io/redis-adapter`` or ``@socket.io/redis-streams-adapter``, and
+``@socket.io/redis-emitter``), as subprocesses."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import itertools
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import trio
@@ -15,6 +16,17 @@ import trio
 from tests.node_harness import LineReader, free_port, node_executable, stop_process
 
 NODE_REDIS_DIR = Path(__file__).resolve().parents[1] / "node_redis"
+NODE_PACKAGES = (
+    "socket.io",
+    "@socket.io/redis-adapter",
+    "@socket.io/redis-streams-adapter",
+    "@socket.io/redis-emitter",
+    "redis",
+)
+
+#: ``pubsub``: ``@socket.io/redis-adapter``; ``streams``: ``@socket.io/redis-streams-adapter``
+#: with connection state recovery on.
+Adapter = Literal["pubsub", "streams"]
 
 
 def node_redis_ready() -> None:
@@ -22,21 +34,30 @@ def node_redis_ready() -> None:
     if node_executable() is None:
         pytest.skip("node is not installed")
     modules = NODE_REDIS_DIR / "node_modules"
-    for package in ("socket.io", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "redis"):
+    for package in NODE_PACKAGES:
         if not (modules / package).is_dir():
             pytest.fail(f"{package} missing: run `make install` (npm ci in tests/node_redis)")
 
 
 class NodePeer:
-    """``peer.mjs``: commands as JSON lines on stdin, answers as JSON lines on stdout."""
+    """``peer.mjs``: commands as JSON lines on stdin, answers as JSON lines on stdout.
 
-    def __init__(self, redis_url: str) -> None:
+    `adapter` picks the Redis adapter (see :data:`Adapter`); `recovery_ms` is how long a
+    disconnected client's session is kept for connection state recovery (``streams`` only).
+    """
+
+    def __init__(
+        self, redis_url: str, adapter: Adapter = "pubsub", recovery_ms: int = 120000
+    ) -> None:
         node = node_executable()
         assert node is not None
+        self.adapter = adapter
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        command = [node, "peer.mjs", "--port", str(self.port), "--redis", redis_url]
+        command += ["--adapter", adapter, "--recovery-ms", str(recovery_ms)]
         self.proc = subprocess.Popen(
-            [node, "peer.mjs", "--port", str(self.port), "--redis", redis_url],
+            command,
             cwd=NODE_REDIS_DIR,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -11,6 +11,7 @@ import trio
 
 from server.hub import Hub, Socket
 from server.hub.bridge import Bridge
+from server.hub.config import HubConfig
 
 
 @dataclass
@@ -20,9 +21,9 @@ class Node:
     url: str
 
 
-def build_hub(bridge: Bridge) -> Hub:
+def build_hub(bridge: Bridge, config: HubConfig | None = None) -> Hub:
     """A hub whose clients can join and leave rooms, and say who they are."""
-    hub = Hub(adapter_factory=bridge.adapter)
+    hub = Hub(config, adapter_factory=bridge.adapter)
 
     @hub.use
     def name(socket: Socket) -> None:
@@ -45,9 +46,11 @@ def build_hub(bridge: Bridge) -> Hub:
 
 
 @asynccontextmanager
-async def bridged_node(redis_url: str, **bridge_options: Any) -> AsyncIterator[Node]:
+async def bridged_node(
+    redis_url: str, *, config: HubConfig | None = None, **bridge_options: Any
+) -> AsyncIterator[Node]:
     bridge = Bridge(redis_url, **bridge_options)
-    hub = build_hub(bridge)
+    hub = build_hub(bridge, config)
     async with trio.open_nursery() as nursery:
         await nursery.start(bridge.run)
         listeners = await nursery.start(hub.serve, "127.0.0.1", 0)

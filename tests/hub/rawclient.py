@@ -18,8 +18,9 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 from server.hub.protocol import engineio as eio
 from server.hub.protocol import socketio as sio
 
-#: The offsets our server appends to stored events (connection state recovery).
-OFFSET = re.compile(r"[A-Za-z0-9_-]{8}\.[0-9a-f]+")
+#: The offsets our server appends to stored events (connection state recovery): the
+#: in-memory store's, or a Redis stream entry's id (streams mode).
+OFFSET = re.compile(r"[A-Za-z0-9_-]{8}\.[0-9a-f]+|[0-9]+-[0-9]+")
 
 
 class RawClient:

@@ -89,9 +89,7 @@ async def test_a_function_may_decide_and_sees_the_auth() -> None:
 
         def scenario() -> tuple[Any, str]:
             good = socketio.Client(reconnection=False)
-            good.connect(
-                url, namespaces=["/room-1"], auth={"key": "yes"}, transports=["websocket"]
-            )
+            good.connect(url, namespaces=["/room-1"], auth={"key": "yes"}, transports=["websocket"])
             try:
                 answer = good.call("ping", namespace="/room-1", timeout=5)
             finally:

@@ -69,9 +69,7 @@ async def node_client(
         pytest.fail("node and tests/node's packages are needed: run `make install`")
     command = [node, str(NODE_DIR / "driven_client.mjs"), "--url", url]
     command += ["--transports", transports, "--auth", json.dumps(auth)]
-    process = await trio.lowlevel.open_process(
-        command, stdin=-1, stdout=-1, cwd=str(NODE_DIR)
-    )
+    process = await trio.lowlevel.open_process(command, stdin=-1, stdout=-1, cwd=str(NODE_DIR))
     try:
         yield DrivenClient(process)
     finally:
@@ -265,7 +263,7 @@ def test_the_buffer_is_bounded_by_count_and_age() -> None:
     offsets = []
     for n in range(5):
         offsets.append(store.next_offset())
-        store.store(opts, Wire.messages([f"2[\"e\",{n}]"]))
+        store.store(opts, Wire.messages([f'2["e",{n}]']))
     assert store.packet_count == 3
     store.save("sid", "pid", {"sid", "r"}, {}, 0)
     restored = store.restore("pid", offsets[1])  # packets 2, 3, 4 are still here

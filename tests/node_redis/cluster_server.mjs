@@ -1,7 +1,13 @@
-// The Node peer of bench/cluster.py: bench/node/server.mjs's events on @socket.io/redis-adapter.
-// It lives here for the npm packages (the adapter and redis) that this folder installs.
+// The Node peer of bench/cluster.py: bench/node/server.mjs's events on Redis. It lives here for
+// the npm packages (the adapters and redis) that this folder installs.
 //
 //   node cluster_server.mjs --port N --redis redis://127.0.0.1:P/0 [--host 127.0.0.1]
+//                           [--adapter pubsub|streams] [--recovery-ms MS]
+//
+// --adapter pubsub (the default) is @socket.io/redis-adapter (Redis Pub/Sub). --adapter
+// streams is @socket.io/redis-streams-adapter (Redis Streams), with connection state recovery
+// on, since that is what it is for: sessions kept --recovery-ms (default 120000), middlewares
+// skipped for a recovered client.
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { Server } from "socket.io";
@@ -15,13 +21,37 @@ function option(name, fallback) {
 
 const host = option("--host", "127.0.0.1");
 const port = Number.parseInt(option("--port", "0"), 10);
+const adapterKind = option("--adapter", "pubsub");
+const recoveryMs = Number(option("--recovery-ms", "120000"));
+if (!["pubsub", "streams"].includes(adapterKind)) {
+  console.error(`--adapter must be pubsub or streams, not ${adapterKind}`);
+  process.exit(2);
+}
+if (!Number.isInteger(recoveryMs) || recoveryMs <= 0) {
+  console.error(`--recovery-ms must be a positive integer, not ${option("--recovery-ms")}`);
+  process.exit(2);
+}
+const adapterPackage = adapterKind === "streams"
+  ? "@socket.io/redis-streams-adapter"
+  : "@socket.io/redis-adapter";
 const require = createRequire(import.meta.url);
 const versions = `socket.io=${require("socket.io/package.json").version} ` +
-  `redis-adapter=${require("@socket.io/redis-adapter/package.json").version}`;
+  `${adapterPackage.slice("@socket.io/".length)}=${require(`${adapterPackage}/package.json`).version}`;
 
 const pub = createClient({ url: option("--redis", "redis://127.0.0.1:6379/0") });
-const sub = pub.duplicate();
-await Promise.all([pub.connect(), sub.connect()]);
+let adapterOptions;
+if (adapterKind === "streams") {
+  const { createAdapter: createStreamsAdapter } = await import(adapterPackage);
+  await pub.connect();
+  adapterOptions = {
+    adapter: createStreamsAdapter(pub),
+    connectionStateRecovery: { maxDisconnectionDuration: recoveryMs, skipMiddlewares: true },
+  };
+} else {
+  const sub = pub.duplicate();
+  await Promise.all([pub.connect(), sub.connect()]);
+  adapterOptions = { adapter: createAdapter(pub, sub) };
+}
 
 const httpServer = createServer();
 const io = new Server(httpServer, {
@@ -29,7 +59,7 @@ const io = new Server(httpServer, {
   pingTimeout: 20000,
   maxHttpBufferSize: 1e6,
   cors: { origin: "*" },
-  adapter: createAdapter(pub, sub),
+  ...adapterOptions,
 });
 
 io.use((socket, next) => {

@@ -1,11 +1,21 @@
-// A stock Node Socket.IO server on @socket.io/redis-adapter: the other kind of node in the
-// interop tests. It is driven by JSON lines on stdin and answers with JSON lines on stdout.
+// A stock Node Socket.IO server on Redis: the other kind of node in the interop and cluster
+// tests. It is driven by JSON lines on stdin and answers with JSON lines on stdout.
 //
-//   node peer.mjs --port N --redis redis://127.0.0.1:P/0
+//   node peer.mjs --port N --redis redis://127.0.0.1:P/0 [--adapter pubsub|streams]
+//                 [--recovery-ms MS]
 //
-// Prints {"ready": true, "port": N} once it listens. Each command line {"id", "cmd", ...}
-// is answered by {"id", "result"} (or {"id", "error"}); server-side events received from
-// other nodes are printed as {"event": "serverSide", "args": [...]}.
+// --adapter pubsub (the default) puts it on @socket.io/redis-adapter (Redis Pub/Sub), with
+// no connection state recovery. --adapter streams puts it on
+// @socket.io/redis-streams-adapter (Redis Streams) with connection state recovery on:
+// sessions are kept in Redis for --recovery-ms (default 120000) and a client that comes
+// back within that time, to this node or another one, gets its id, rooms and data back,
+// and the packets it missed; middlewares are skipped for it.
+//
+// Prints {"ready": true, "port": N, "adapter": "pubsub" | "streams"} once it listens. Each
+// command line {"id", "cmd", ...} is answered by {"id", "result"} (or {"id", "error"});
+// server-side events received from other nodes are printed as
+// {"event": "serverSide", "args": [...]}. The command "rooms" lists this node's own sockets
+// as {id, rooms (sorted), recovered}; "fetch" lists those of the whole cluster.
 import { createServer } from "node:http";
 import { createInterface } from "node:readline";
 import { Server } from "socket.io";
@@ -19,15 +29,42 @@ const args = Object.fromEntries(
   }, []),
 );
 
+const adapterKind = args.adapter ?? "pubsub";
+const recoveryMs = Number(args["recovery-ms"] ?? 120000);
+if (!["pubsub", "streams"].includes(adapterKind)) {
+  console.error(`--adapter must be pubsub or streams, not ${adapterKind}`);
+  process.exit(2);
+}
+if (!Number.isInteger(recoveryMs) || recoveryMs <= 0) {
+  console.error(`--recovery-ms must be a positive integer, not ${args["recovery-ms"]}`);
+  process.exit(2);
+}
+
 const pub = createClient({ url: args.redis });
-const sub = pub.duplicate();
 pub.on("error", (err) => console.error("redis pub:", err.message));
-sub.on("error", (err) => console.error("redis sub:", err.message));
-await Promise.all([pub.connect(), sub.connect()]);
+
+// The Socket.IO options for the chosen adapter: Pub/Sub needs a client to publish on and one
+// to subscribe on; Streams takes one client and duplicates it for reading and subscribing.
+async function adapterOptions() {
+  if (adapterKind === "streams") {
+    const { createAdapter: createStreamsAdapter } = await import(
+      "@socket.io/redis-streams-adapter"
+    );
+    await pub.connect();
+    return {
+      adapter: createStreamsAdapter(pub),
+      connectionStateRecovery: { maxDisconnectionDuration: recoveryMs, skipMiddlewares: true },
+    };
+  }
+  const sub = pub.duplicate();
+  sub.on("error", (err) => console.error("redis sub:", err.message));
+  await Promise.all([pub.connect(), sub.connect()]);
+  return { adapter: createAdapter(pub, sub, { requestsTimeout: 3000 }) };
+}
 
 const httpServer = createServer();
 const io = new Server(httpServer, {
-  adapter: createAdapter(pub, sub, { requestsTimeout: 3000 }),
+  ...(await adapterOptions()),
   cors: { origin: "*" },
 });
 
@@ -111,6 +148,13 @@ const commands = {
   async serverCount() {
     return await io.of("/").adapter.serverCount();
   },
+  async rooms() {
+    return [...io.of("/").sockets.values()].map((s) => ({
+      id: s.id,
+      rooms: [...s.rooms].sort(),
+      recovered: s.recovered,
+    }));
+  },
 };
 
 createInterface({ input: process.stdin }).on("line", async (line) => {
@@ -129,4 +173,20 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
 process.stdin.on("end", () => process.exit(0));
 process.on("SIGTERM", () => process.exit(0));
 
-httpServer.listen(Number(args.port), "127.0.0.1", () => out({ ready: true, port: Number(args.port) }));
+// The Streams adapter subscribes (for acks, fetchSockets, serverSideEmit, serverCount) in
+// the background, to the public channel and its own one ("socket.io#/#<uid>#") at once:
+// "ready" waits until its own one has a subscriber, so that serverCount counts this node.
+async function subscribed() {
+  if (adapterKind !== "streams") return;
+  const channel = `socket.io#/#${io.of("/").adapter.uid}#`;
+  const deadline = Date.now() + 10000;
+  while ((await pub.sendCommand(["PUBSUB", "NUMSUB", channel]))[1] < 1) {
+    if (Date.now() > deadline) throw new Error("the streams adapter did not subscribe in 10 s");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+httpServer.listen(Number(args.port), "127.0.0.1", async () => {
+  await subscribed();
+  out({ ready: true, port: Number(args.port), adapter: adapterKind });
+});

@@ -61,7 +61,7 @@ def options_of(selection: Selection) -> BroadcastOptions:
 
 
 @dataclass(slots=True)
-class _Pending:
+class PendingRequest:
     """A request waiting for the answers of ``expected`` other nodes."""
 
     expected: int
@@ -74,7 +74,7 @@ class _Pending:
             self.done.set()
 
 
-class _RemoteAcks:
+class RemoteAcks:
     """The other nodes' part of a broadcast with acks: complete once every node told how
     many of its clients got the packet, and that many acks arrived."""
 
@@ -110,10 +110,10 @@ class _RemoteAcks:
         return max(0, self.clients - len(self.answers)) + max(0, nodes - self.reports)
 
 
-class _ClusterAcks:
+class ClusterAcks:
     """This node's acks and the other nodes', as one collector."""
 
-    def __init__(self, local: LocalAcks, remote: _RemoteAcks | None) -> None:
+    def __init__(self, local: LocalAcks, remote: RemoteAcks | None) -> None:
         self._local = local
         self._remote = remote
 
@@ -158,7 +158,7 @@ class RedisAdapter:
         #: bad_messages (shared with the driver's and the other namespaces').
         self.stats: Counter[str] = stats if stats is not None else Counter()
         self.channels = Channels(emitter.name, key)
-        self._pending: dict[str, _Pending | _RemoteAcks] = {}
+        self._pending: dict[str, PendingRequest | RemoteAcks] = {}
         channels = self.channels
         driver.psubscribe(channels.pattern, self._on_broadcast)
         driver.subscribe(channels.request, self._on_request)
@@ -201,7 +201,7 @@ class RedisAdapter:
         each node answers with its client count, then each of its clients' acks."""
         local = self.local.broadcast_with_ack(packet, opts, timeout)
         if opts.local or not self.driver.healthy:
-            return _ClusterAcks(local, None)
+            return ClusterAcks(local, None)
         flags = selection_of(opts).flags | {"timeout": round(timeout * 1000)}
         request = Request(
             RequestType.BROADCAST,
@@ -210,7 +210,7 @@ class RedisAdapter:
             Selection(opts.rooms, opts.except_rooms, flags),
             packet=packet,
         )
-        return _ClusterAcks(local, self._ask_for_acks(request, timeout))
+        return ClusterAcks(local, self._ask_for_acks(request, timeout))
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketLike]:
         found = await self.local.fetch_sockets(opts)
@@ -260,28 +260,7 @@ class RedisAdapter:
         self.driver.publish(self.channels.request, request.encode())
 
     def _remote_socket(self, item: Any) -> RemoteSocket | None:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            return None
-        shake = item.get("handshake")
-        shake = shake if isinstance(shake, dict) else {}
-        issued = shake.get("issued")
-        rooms = item.get("rooms")
-        data = item.get("data")
-        return RemoteSocket(
-            id=item["id"],
-            everyone=self._everyone,
-            handshake=Handshake(
-                auth=_dict(shake.get("auth")),
-                query=_dict(shake.get("query")),
-                headers=_dict(shake.get("headers")),
-                address=shake.get("address") if isinstance(shake.get("address"), str) else None,
-                time=issued / 1000 if isinstance(issued, int | float) else 0.0,
-                url=str(shake.get("url") or ""),
-                secure=bool(shake.get("secure")),
-            ),
-            rooms={str(r) for r in rooms} if isinstance(rooms, list) else set(),
-            data=data if isinstance(data, dict) else {},
-        )
+        return remote_socket(item, self._everyone)
 
     # ---- requests waiting for answers ----------------------------------------------------------
     async def _ask(self, request: Request, timeout: float | None = None) -> list[dict[str, Any]]:
@@ -298,7 +277,7 @@ class RedisAdapter:
             return []
         request_id = request.request_id or new_uid()
         request.request_id = request_id
-        pending = self._pending[request_id] = _Pending(others)
+        pending = self._pending[request_id] = PendingRequest(others)
         self.stats["requests_out"] += 1
         try:
             driver.publish(self.channels.request, request.encode())
@@ -317,9 +296,9 @@ class RedisAdapter:
         finally:
             del self._pending[request_id]
 
-    def _ask_for_acks(self, request: Request, timeout: float) -> _RemoteAcks:
+    def _ask_for_acks(self, request: Request, timeout: float) -> RemoteAcks:
         """Publish a BROADCAST request now; count the nodes that must answer meanwhile."""
-        collector = _RemoteAcks()
+        collector = RemoteAcks()
         request_id = request.request_id or new_uid()
         request.request_id = request_id
         self._pending[request_id] = collector
@@ -509,6 +488,33 @@ def _nothing() -> None:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def remote_socket(item: Any, everyone: BroadcastOperator) -> RemoteSocket | None:
+    """Another node's socket as a fetch answer describes it (see :func:`describe`); it acts
+    through ``everyone``, the namespace's sockets on every node."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        return None
+    shake = item.get("handshake")
+    shake = shake if isinstance(shake, dict) else {}
+    issued = shake.get("issued")
+    rooms = item.get("rooms")
+    data = item.get("data")
+    return RemoteSocket(
+        id=item["id"],
+        everyone=everyone,
+        handshake=Handshake(
+            auth=_dict(shake.get("auth")),
+            query=_dict(shake.get("query")),
+            headers=_dict(shake.get("headers")),
+            address=shake.get("address") if isinstance(shake.get("address"), str) else None,
+            time=issued / 1000 if isinstance(issued, int | float) else 0.0,
+            url=str(shake.get("url") or ""),
+            secure=bool(shake.get("secure")),
+        ),
+        rooms={str(r) for r in rooms} if isinstance(rooms, list) else set(),
+        data=data if isinstance(data, dict) else {},
+    )
 
 
 def describe(socket: SocketLike) -> dict[str, Any]:

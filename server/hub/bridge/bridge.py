@@ -8,9 +8,14 @@
         await root.start(bridge.run)
         await root.start(hub.serve, host, port)
 
-Every namespace of the hub then has a :class:`~server.hub.bridge.adapter.RedisAdapter`
-(around a local one) on the bridge's one :class:`~server.hub.bridge.driver.RedisDriver`
-(its connection, publish queue and subscriptions). While Redis is down the bridge is
+Every namespace of the hub then has a cluster adapter (around a local one) on the bridge's
+one :class:`~server.hub.bridge.driver.RedisDriver` (its connection, publish queue and
+subscriptions). Two modes, as Node has two adapters: ``pubsub`` (the default), a
+:class:`~server.hub.bridge.adapter.RedisAdapter` in the format of
+``@socket.io/redis-adapter``; ``streams``, a
+:class:`~server.hub.bridge.streams_adapter.StreamsAdapter` in the format of
+``@socket.io/redis-streams-adapter``, whose connection state recovery works across nodes
+(its sessions and packets are in Redis). While Redis is down the bridge is
 *degraded*: local delivery goes on, what goes to other nodes is kept (bounded by bytes,
 count and age) and sent in order once Redis is back, requests answer with this node's part
 only; it reconnects by itself.
@@ -25,16 +30,21 @@ from typing import Any
 import trio
 
 from server.hub.adapter import SocketEmitter
-from server.hub.bridge import wire
+from server.hub.bridge import streams, wire
 from server.hub.bridge.adapter import RedisAdapter, new_uid
 from server.hub.bridge.driver import RedisDriver
+from server.hub.bridge.streams_adapter import StreamLog, StreamsAdapter, new_node_uid
 from server.hub.namespace import Namespace
 from server.hub.recovery import RecoveryStore
+
+#: The two wire formats: Node's ``@socket.io/redis-adapter`` and its streams adapter.
+MODES = ("pubsub", "streams")
 
 
 class Bridge:
     """Links this process's hub to the others through Redis, in the format of
-    ``@socket.io/redis-adapter`` v8.
+    ``@socket.io/redis-adapter`` v8 (``mode="pubsub"``) or of
+    ``@socket.io/redis-streams-adapter`` 0.3 (``mode="streams"``).
 
     ``healthy`` (and ``status``) tell whether Redis is reachable now; ``stats`` counts what
     happened, for ``/metrics``.
@@ -44,7 +54,10 @@ class Bridge:
         self,
         url: str,
         *,
+        mode: str = "pubsub",
         key: str = wire.DEFAULT_KEY,
+        stream: str = streams.DEFAULT_STREAM,
+        stream_maxlen: int = streams.DEFAULT_MAXLEN,
         request_timeout: float = 5.0,
         max_queue: int = 100_000,
         max_queue_bytes: int = 16 * 1024 * 1024,
@@ -55,11 +68,15 @@ class Bridge:
         health_timeout: float = 3.0,
         uid: str | None = None,
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"bridge mode {mode!r}: one of {', '.join(MODES)}")
         self.url = url
+        #: The wire format: ``pubsub`` or ``streams``.
+        self.mode = mode
         self.key = key
         self.request_timeout = request_timeout
-        #: This node's id in the cluster (6 characters, as Node's adapter makes them).
-        self.uid = uid or new_uid(6)
+        #: This node's id in the cluster (as the mode's Node adapter makes them).
+        self.uid = uid or (new_node_uid() if mode == "streams" else new_uid(6))
         #: Counters for ``/metrics``: published, publish_batches, publish_dropped,
         #: publish_kept, publish_resent, broadcasts_in, broadcasts_skipped, requests_in,
         #: requests_out, request_timeouts, bad_messages, connects, disconnects (the
@@ -79,20 +96,39 @@ class Bridge:
             health_timeout=health_timeout,
             stats=self.stats,
         )
-        self.adapters: dict[str, RedisAdapter] = {}
+        self.adapters: dict[str, RedisAdapter | StreamsAdapter] = {}
         self._namespaces: dict[str, Namespace] = {}
-
-    def adapter(self, emitter: SocketEmitter, recovery: RecoveryStore | None) -> RedisAdapter:
-        """The adapter factory to give the hub: ``Hub(adapter_factory=bridge.adapter)``."""
-        adapter = RedisAdapter(
-            emitter,
-            recovery,
-            driver=self.driver,
-            uid=self.uid,
-            key=self.key,
-            request_timeout=self.request_timeout,
-            stats=self.stats,
+        #: Streams mode: the stream as this node follows it.
+        self.log = (
+            StreamLog(self.driver, self.uid, stream=stream, maxlen=stream_maxlen, stats=self.stats)
+            if mode == "streams"
+            else None
         )
+
+    def adapter(
+        self, emitter: SocketEmitter, recovery: RecoveryStore | None
+    ) -> RedisAdapter | StreamsAdapter:
+        """The adapter factory to give the hub: ``Hub(adapter_factory=bridge.adapter)``."""
+        adapter: RedisAdapter | StreamsAdapter
+        if self.log is not None:
+            adapter = StreamsAdapter(
+                emitter,
+                recovery,
+                log=self.log,
+                prefix=self.key,
+                request_timeout=self.request_timeout,
+                stats=self.stats,
+            )
+        else:
+            adapter = RedisAdapter(
+                emitter,
+                recovery,
+                driver=self.driver,
+                uid=self.uid,
+                key=self.key,
+                request_timeout=self.request_timeout,
+                stats=self.stats,
+            )
         self.adapters[emitter.name] = adapter
         if isinstance(emitter, Namespace):
             self._namespaces[emitter.name] = emitter
@@ -108,9 +144,6 @@ class Bridge:
     def status(self) -> str:
         """``ok`` when Redis is reachable, else ``degraded`` (this process works alone)."""
         return "ok" if self.healthy else "degraded"
-
-    #: The wire format: ``pubsub`` (``@socket.io/redis-adapter``).
-    mode = "pubsub"
 
     @property
     def nodes(self) -> int:
@@ -136,8 +169,25 @@ class Bridge:
         await self.driver.wait_connected()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Stay connected until cancelled (see :meth:`RedisDriver.run`)."""
-        await self.driver.run(task_status=task_status)
+        """Stay connected until cancelled (see :meth:`RedisDriver.run`); in streams mode,
+        write the sessions of connected sockets again every so often."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.driver.run)
+            if self.log is not None:
+                nursery.start_soon(self._refresh_sessions)
+            task_status.started()
+
+    async def _refresh_sessions(self) -> None:
+        while True:
+            recoveries = [
+                a.recovery
+                for a in self.adapters.values()
+                if isinstance(a, StreamsAdapter) and a.recovery is not None
+            ]
+            interval = min((r.refresh for r in recoveries), default=5.0)
+            await trio.sleep(interval)
+            for recovery in recoveries:
+                recovery.refresh_all()
 
     # ---- server-side events (the namespaces' API, by namespace name) ---------------------
     def on(self, event: str, handler: Any = None, *, nsp: str = "/") -> Any:

@@ -1,5 +1,6 @@
-"""The Redis driver: publish, subscribe with a callback, count the nodes. It knows channels
-and bytes, no adapter and no wire format (socketioxide's ``Driver`` has this shape).
+"""The Redis driver: publish, subscribe with a callback, append to a stream and follow it,
+keep keys, count the nodes. It knows channels, streams, keys and bytes, no adapter and no
+wire format (socketioxide's ``Driver`` has this shape).
 
 Task tree (the owner is whoever starts :meth:`RedisDriver.run`, normally the root nursery)::
 
@@ -9,13 +10,20 @@ Task tree (the owner is whoever starts :meth:`RedisDriver.run`, normally the roo
         ├── coredis pub/sub (its own reader task)
         ├── publisher: takes everything queued, sends it as one pipeline
         ├── reader: hands each message to its channel's (or pattern's) callback
+        ├── a follower per stream followed: ``XREAD BLOCK`` on a connection of its own,
+        │   from the last entry read (so nothing written meanwhile is missed)
         └── watchdog: a PING every ``health_interval`` that must answer in time
 
 Why this shape:
 
 - A publish never waits: ``(channel, body)`` goes on a queue. One publisher drains it in
   batches (a pipeline per batch), because coredis's cost per command is high and a round
-  trip per publish would be the bottleneck.
+  trip per publish would be the bottleneck. Appends to a stream and writes of keys go on
+  the same queue, in order with the publishes.
+- An append names the id it wants (its writer told its clients that id already, before
+  any round trip). A script adds each entry of a batch at that id, or, when the stream is
+  already past it (another node wrote meanwhile), at the next id Redis gives, with the
+  wanted one in a ``cid`` field; the id it got is reported back.
 - While Redis is down the driver is *degraded*, and nothing published is lost: the queue
   keeps what is published meanwhile (bounded by bytes, by count and by age; past a bound
   the oldest is dropped and counted), and the publisher sends it, in order, once Redis is
@@ -34,9 +42,11 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import coredis
@@ -58,9 +68,99 @@ CONNECTION_ERRORS = (
 
 #: Seconds between two counts of the nodes subscribed with us.
 PEER_WATCH_INTERVAL = 1.0
+#: A follower's ``XREAD``: at most this many entries, blocking at most this long (Node's).
+FOLLOW_COUNT = 100
+FOLLOW_BLOCK_MS = 5000
 
 #: ``callback(channel, body)`` for a message on a subscribed channel or pattern.
 MessageCallback = Callable[[str, bytes], None]
+
+T = TypeVar("T")
+
+#: Adds each entry at the id asked for, or at the next one Redis gives (the one asked for
+#: then goes in a ``cid`` field); an entry sent again after a lost connection is not added
+#: twice. KEYS[1]: the stream. ARGV: MAXLEN, then per entry: the id wanted ("*": any),
+#: 1 if it is sent again, the number of field-value pairs, the pairs.
+APPEND_SCRIPT = """
+local ids = {}
+local i = 2
+while i <= #ARGV do
+  local wanted = ARGV[i]
+  local again = ARGV[i + 1] == '1'
+  local n = tonumber(ARGV[i + 2])
+  local fields = {}
+  for j = 1, n * 2 do fields[j] = ARGV[i + 2 + j] end
+  i = i + 3 + n * 2
+  local id = nil
+  if again and wanted ~= '*' and #redis.call('XRANGE', KEYS[1], wanted, wanted) > 0 then
+    id = wanted
+  else
+    id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], wanted, unpack(fields))
+    if type(id) == 'table' then
+      fields[#fields + 1] = 'cid'
+      fields[#fields + 1] = wanted
+      id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+    end
+  end
+  ids[#ids + 1] = id
+end
+return ids
+"""
+
+
+class StreamFollower(Protocol):
+    """Who reads a stream: where it stopped, and what to do with what comes."""
+
+    @property
+    def position(self) -> str | None:
+        """The id of the last entry read; None before the first connection."""
+
+    def begin(self, top: str) -> None:
+        """The first connection: the stream ends at ``top`` ("0-0": empty); read after it."""
+
+    def entries(self, entries: Sequence[Any]) -> None:
+        """Entries read, oldest first (coredis ``StreamEntry``: ``identifier``,
+        ``field_values``)."""
+
+
+@dataclass(slots=True)
+class _Publish:
+    channel: str
+    body: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+
+@dataclass(slots=True)
+class _Append:
+    stream: str
+    wanted: str
+    fields: list[bytes]
+    maxlen: int
+    done: Callable[[str], None] | None
+    again: bool = False
+    size: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        self.size = sum(len(f) for f in self.fields)
+
+
+@dataclass(slots=True)
+class _Store:
+    """SET with an expiry, or DEL (``value`` None)."""
+
+    key: str
+    value: bytes | None
+    expiry_ms: int
+
+    @property
+    def size(self) -> int:
+        return len(self.value or b"") + len(self.key)
+
+
+_Op = _Publish | _Append | _Store
 
 
 class RedisDriver:
@@ -98,14 +198,18 @@ class RedisDriver:
         #: of the queue), publish_kept (published while degraded, kept for later),
         #: publish_resent, bad_messages, errors.
         self.stats: Counter[str] = stats if stats is not None else Counter()
-        #: ``(channel, body, when)`` waiting to be published, oldest first.
-        self._queue: deque[tuple[str, bytes, float]] = deque()
+        #: ``(operation, when)`` waiting to be sent, oldest first.
+        self._queue: deque[tuple[_Op, float]] = deque()
         self._queue_bytes = 0
         #: The batch being written now: sent again if the connection breaks under it.
-        self._inflight: list[tuple[str, bytes, float]] = []
+        self._inflight: list[tuple[_Op, float]] = []
         self._wakeup = trio.Event()
         self._channels: dict[str, MessageCallback] = {}
         self._patterns: dict[str, MessageCallback] = {}
+        self._followers: dict[str, StreamFollower] = {}
+        self._append_sha: str | None = None
+        #: Milliseconds to add to this host's clock to get Redis's (measured on connecting).
+        self.clock_skew_ms = 0.0
         self._on_down: list[Callable[[], None]] = []
         self._client: coredis.Redis[bytes] | None = None
         self._pubsub: Any = None
@@ -123,6 +227,12 @@ class RedisDriver:
         """Call ``callback`` for every message on a channel matching ``pattern``."""
         self._patterns[pattern] = callback
         self._resubscribe(patterns=[pattern])
+
+    def follow(self, stream: str, follower: StreamFollower) -> None:
+        """Read every entry appended to ``stream`` (by any node) from now on, in order."""
+        self._followers[stream] = follower
+        if self._connection is not None:
+            self._connection.start_soon(self._follow, stream, follower)
 
     def on_down(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` each time the connection to Redis is lost."""
@@ -221,10 +331,15 @@ class RedisDriver:
             trio.open_nursery() as nursery,
         ):
             await self._subscribe(pubsub, list(self._channels), list(self._patterns))
+            if self._followers:
+                self._append_sha = (await client.script_load(APPEND_SCRIPT)).decode()
+                await self._measure_clock(client)
             connecting.deadline = math.inf
             self._client, self._pubsub, self._connection = client, pubsub, nursery
             nursery.start_soon(self._reader, pubsub)
             nursery.start_soon(self._watchdog, client)
+            for stream, follower in self._followers.items():
+                nursery.start_soon(self._follow, stream, follower)
             if self._queue and self.peers > 1:
                 # a backlog is for the other nodes: not before they listen again
                 with trio.move_on_after(self.settle_timeout):
@@ -257,8 +372,11 @@ class RedisDriver:
         # the batch the connection broke under may not have reached Redis: again, first
         if self._inflight:
             self.stats["publish_resent"] += len(self._inflight)
+            for op, _ in self._inflight:
+                if isinstance(op, _Append):
+                    op.again = True  # it may be in the stream already: not twice
             self._queue.extendleft(reversed(self._inflight))
-            self._queue_bytes += sum(len(body) for _, body, _ in self._inflight)
+            self._queue_bytes += sum(op.size for op, _ in self._inflight)
             self._inflight = []
         for callback in self._on_down:
             callback()
@@ -267,13 +385,54 @@ class RedisDriver:
     def publish(self, channel: str, body: bytes) -> None:
         """Queue one publish; never waits. While degraded it is kept for when Redis is back
         (see the module's documentation); past the queue's bounds the oldest is dropped."""
+        self._enqueue(_Publish(channel, body))
+
+    def append(
+        self,
+        stream: str,
+        wanted: str,
+        fields: list[bytes],
+        *,
+        maxlen: int,
+        done: Callable[[str], None] | None = None,
+    ) -> None:
+        """Queue an entry for ``stream`` (``fields``: flat field-value pairs), at the id
+        ``wanted`` if the stream is not past it yet ("*": any); ``done(id)`` is told the id
+        it got. Never waits; kept while degraded, as a publish is."""
+        self._enqueue(_Append(stream, wanted, fields, maxlen, done))
+
+    def store(self, key: str, value: bytes | None, *, expiry: float) -> None:
+        """Queue ``SET key value PX expiry`` (``value`` None: ``DEL key``); never waits."""
+        self._enqueue(_Store(key, value, max(1, round(expiry * 1000))))
+
+    def _enqueue(self, op: _Op) -> None:
         now = trio.current_time()
-        self._queue.append((channel, body, now))
-        self._queue_bytes += len(body)
+        self._queue.append((op, now))
+        self._queue_bytes += op.size
         if not self.healthy:
             self.stats["publish_kept"] += 1
         self._trim(now)
         self._wakeup.set()
+
+    async def call(self, command: Callable[[coredis.Redis[bytes]], Awaitable[T]]) -> T:
+        """Run ``command(client)`` now, within ``health_timeout``; raises ConnectionError
+        while degraded (and what coredis raises when Redis fails meanwhile)."""
+        client = self._client
+        if client is None or not self.healthy:
+            raise ConnectionError("Redis is not reachable")
+        with trio.fail_after(self.health_timeout):
+            return await command(client)
+
+    def redis_time_ms(self) -> int:
+        """Redis's clock now, as this host's clock and the skew measured say."""
+        return int(time.time() * 1000 + self.clock_skew_ms)
+
+    async def _measure_clock(self, client: coredis.Redis[bytes]) -> None:
+        before = time.time()
+        reply: Any = await client.eval("return redis.call('TIME')")
+        after = time.time()
+        redis_ms = int(reply[0]) * 1000 + int(reply[1]) / 1000
+        self.clock_skew_ms = redis_ms - (before + after) * 500
 
     def _trim(self, now: float) -> None:
         queue = self._queue
@@ -281,10 +440,10 @@ class RedisDriver:
         while queue and (
             len(queue) > self.max_queue
             or self._queue_bytes > self.max_queue_bytes
-            or queue[0][2] < oldest
+            or queue[0][1] < oldest
         ):
-            _, body, _ = queue.popleft()
-            self._queue_bytes -= len(body)
+            op, _ = queue.popleft()
+            self._queue_bytes -= op.size
             self.stats["publish_dropped"] += 1
 
     @property
@@ -316,22 +475,81 @@ class RedisDriver:
             batch = self._inflight = []
             while queue and len(batch) < self.max_batch:
                 entry = queue.popleft()
-                self._queue_bytes -= len(entry[1])
+                self._queue_bytes -= entry[0].size
                 batch.append(entry)
             if not batch:
                 continue
             with trio.fail_after(self.health_timeout):
-                if len(batch) == 1:
-                    await client.publish(*batch[0][:2])
+                if len(batch) == 1 and isinstance(batch[0][0], _Publish):
+                    await client.publish(batch[0][0].channel, batch[0][0].body)
                 else:
-                    async with client.pipeline(transaction=False) as pipe:
-                        for channel, body, _ in batch:
-                            pipe.publish(channel, body)
+                    await self._send(client, [op for op, _ in batch])
             self._inflight = []
             self.stats["published"] += len(batch)
             self.stats["publish_batches"] += 1
 
+    async def _send(self, client: coredis.Redis[bytes], ops: list[_Op]) -> None:
+        """One pipeline: each run of appends to one stream is one call of the script."""
+        runs: list[tuple[list[_Append], Any]] = []
+        async with client.pipeline(transaction=False) as pipe:
+            at = 0
+            while at < len(ops):
+                op = ops[at]
+                if isinstance(op, _Publish):
+                    pipe.publish(op.channel, op.body)
+                elif isinstance(op, _Store):
+                    if op.value is None:
+                        pipe.delete([op.key])
+                    else:
+                        pipe.set(op.key, op.value, px=op.expiry_ms)
+                else:
+                    run = [op]
+                    while (
+                        at + 1 < len(ops)
+                        and isinstance(ops[at + 1], _Append)
+                        and ops[at + 1].stream == op.stream  # type: ignore[union-attr]
+                    ):
+                        at += 1
+                        run.append(ops[at])  # type: ignore[arg-type]
+                    args: list[Any] = [op.maxlen]
+                    for item in run:
+                        args += [item.wanted, "1" if item.again else "0", len(item.fields) // 2]
+                        args += item.fields
+                    assert self._append_sha is not None, "follow() the stream first"
+                    runs.append((run, pipe.evalsha(self._append_sha, keys=[op.stream], args=args)))
+                at += 1
+        for run, reply in runs:
+            ids = await reply
+            for item, got in zip(run, ids, strict=False):
+                if item.done is not None:
+                    item.done(got.decode() if isinstance(got, bytes) else str(got))
+
     # ---- receiving -------------------------------------------------------------------------
+    async def _follow(self, stream: str, follower: StreamFollower) -> None:
+        """``XREAD BLOCK`` on a connection of its own, from where the follower stopped."""
+        async with coredis.Redis.from_url(
+            self.url, decode_responses=False, connect_timeout=self.health_timeout
+        ) as client:
+            last = follower.position
+            if last is None:
+                top = await client.xrevrange(stream, count=1)
+                last = _text(top[0].identifier) if top else "0-0"
+                follower.begin(last)
+            key = stream.encode()
+            while True:
+                result = await client.xread(
+                    {stream: last}, count=FOLLOW_COUNT, block=FOLLOW_BLOCK_MS
+                )
+                entries = (result or {}).get(key)
+                if not entries:
+                    continue
+                last = _text(entries[-1].identifier)
+                try:
+                    follower.entries(entries)
+                except Exception:
+                    self.stats["bad_messages"] += 1
+                    log.exception("handling entries of stream %s failed", stream)
+
     async def _reader(self, pubsub: Any) -> None:
         while True:
             message = await pubsub.get_message()

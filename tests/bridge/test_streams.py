@@ -1,0 +1,130 @@
+"""Streams mode (``@socket.io/redis-streams-adapter``'s format): two of our hubs on one real
+redis-server, the cluster API across them, and connection state recovery from one node to
+the other."""
+
+from __future__ import annotations
+
+import trio
+
+from server.hub.bridge import streams
+from server.hub.config import HubConfig
+from server.hub.remote import RemoteSocket
+from tests.bridge.nodes import bridged_node, wait_for
+from tests.bridge.redis_server import RedisServer
+from tests.hub.rawclient import raw_client
+
+RECOVERY = HubConfig.of(connection_state_recovery=True)
+
+
+async def test_broadcasts_requests_and_rooms_cross_nodes(redis_server: RedisServer) -> None:
+    async with (
+        bridged_node(redis_server.url, mode="streams") as one,
+        bridged_node(redis_server.url, mode="streams") as two,
+        raw_client(one.url, auth={"name": "a"}) as a,
+        raw_client(two.url, auth={"name": "b"}) as b,
+    ):
+        await wait_for(lambda: one.bridge.nodes == 2 and two.bridge.nodes == 2)
+        for client in (a, b):
+            await client.emit("join", "project:1", ack=True)
+            await client.receive()
+        one.hub.to("project:1").emit("news", "to all", b"\x01\x02")
+        assert await a.receive_event("news") == ["to all", b"\x01\x02"]
+        assert await b.receive_event("news") == ["to all", b"\x01\x02"]
+        two.hub.to("project:1").except_(b.sids["/"]).emit("news", "not b")
+        assert await a.receive_event("news") == ["not b"]
+        one.hub.to("project:1").local.emit("news", "only one")
+        assert await a.receive_event("news") == ["only one"]
+        two.hub.emit("news", "last")
+        assert await a.receive_event("news") == ["last"]
+        # b got neither the except nor the local one
+        assert await b.receive_event("news") == ["last"]
+
+        found = await one.hub.in_("project:1").fetch_sockets()
+        remote = [s for s in found if isinstance(s, RemoteSocket)]
+        assert [s.id for s in remote] == [b.sids["/"]]
+        assert remote[0].data == {"name": "b"} and "project:1" in remote[0].rooms
+
+        await one.hub.in_(b.sids["/"]).sockets_join("joined-from-one")
+        await wait_for(lambda: "joined-from-one" in two.hub.of("/").sockets[b.sids["/"]].rooms)
+
+        @two.bridge.on("ping")
+        def pong(value: int) -> str:
+            return f"pong {value}"
+
+        assert await one.bridge.server_side_emit_with_ack("ping", 7) == ["pong 7"]
+
+        answers: list[object] = []
+
+        async def answer_ack() -> None:
+            packet = await b.receive()
+            assert packet.data[0] == "question" and packet.id is not None
+            await b.ack(packet.id, "from b")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answer_ack)
+            answers = await one.hub.to(b.sids["/"]).timeout(3).emit_with_ack("question")
+        assert answers == ["from b"]
+
+
+async def test_a_client_moved_to_another_node_is_recovered(redis_server: RedisServer) -> None:
+    """Cut from node one, the client comes back on node two: same id, its rooms, and every
+    event it missed (from either node), in order, once."""
+    async with (
+        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as one,
+        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as two,
+    ):
+        await wait_for(lambda: one.bridge.nodes == 2)
+        async with raw_client(one.url, auth={"name": "a"}) as first:
+            await first.emit("join", "project:1", ack=True)
+            await first.receive()
+            two.hub.to("project:1").emit("n", 1)
+            assert await first.receive_event("n") == [1]
+            one.hub.to("project:1").emit("n", 2)
+            assert await first.receive_event("n") == [2]
+            sid, pid, offset = first.sids["/"], first.pids["/"], first.offsets["/"]
+            assert streams.parse_id(offset) is not None
+        # the session is written when node one sees the socket go
+        await wait_for(lambda: sid not in one.hub.of("/").sockets)
+        for n in (3, 4):  # a moment apart, so the stream's order is the order made
+            two.hub.to("project:1").emit("n", n)
+            await trio.sleep(0.05)
+            one.hub.to("project:1").emit("n", n * 10)
+            await trio.sleep(0.05)
+        one.hub.to("elsewhere").emit("n", "not for it")
+        await trio.sleep(0.2)
+        async with raw_client(two.url, nsp=None) as again:
+            answer = await again.connect_namespace("/", {"pid": pid, "offset": offset})
+            assert answer.data["sid"] == sid
+            got = [await again.receive_event("n") for _ in range(4)]
+            assert got == [[3], [30], [4], [40]]
+            assert "project:1" in two.hub.of("/").sockets[sid].rooms
+            two.hub.to("project:1").emit("n", 5)
+            assert await again.receive_event("n") == [5]
+
+
+async def test_a_session_is_kept_in_redis_while_connected(redis_server: RedisServer) -> None:
+    """As if node one had died: it never sees the socket go (the client stays connected to
+    it), yet node two restores the socket from what node one wrote while it was connected,
+    with the room it joined last, and what it missed."""
+    async with (
+        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as one,
+        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as two,
+        raw_client(one.url, auth={"name": "a"}) as first,
+    ):
+        await wait_for(lambda: one.bridge.nodes == 2)
+        await first.emit("join", "project:1", ack=True)
+        await first.receive()
+        one.hub.to("project:1").emit("n", 1)
+        assert await first.receive_event("n") == [1]
+        sid, pid, offset = first.sids["/"], first.pids["/"], first.offsets["/"]
+        await first.emit("join", "project:2", ack=True)
+        await first.receive()
+        two.hub.to("project:2").emit("n", 2)
+        two.hub.to("project:1").emit("n", 3)
+        await trio.sleep(0.2)
+        async with raw_client(two.url, nsp=None) as again:
+            answer = await again.connect_namespace("/", {"pid": pid, "offset": offset})
+            assert answer.data["sid"] == sid
+            assert await again.receive_event("n") == [2]
+            assert await again.receive_event("n") == [3]
+            assert {"project:1", "project:2"} <= two.hub.of("/").sockets[sid].rooms
