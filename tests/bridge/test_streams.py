@@ -128,3 +128,70 @@ async def test_a_session_is_kept_in_redis_while_connected(redis_server: RedisSer
             assert await again.receive_event("n") == [2]
             assert await again.receive_event("n") == [3]
             assert {"project:1", "project:2"} <= two.hub.of("/").sockets[sid].rooms
+
+
+async def test_what_a_node_delivered_out_of_the_streams_order_is_not_given_twice(
+    redis_server: RedisServer,
+) -> None:
+    """Node one delivers its own broadcast ``L`` at once, and node two's ``R`` when it reads
+    it, later, though ``R`` is earlier in the stream. The client's last offset is then
+    ``R``'s; a restore that replayed everything after it would give ``L`` again."""
+    async with (
+        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as one,
+        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as two,
+        raw_client(one.url, auth={"name": "a"}) as first,
+    ):
+        await wait_for(lambda: one.bridge.nodes == 2)
+        await first.emit("join", "project:1", ack=True)
+        await first.receive()
+        log = one.bridge.log
+        assert log is not None
+        held: list[object] = []
+        log.entries = held.append  # type: ignore[method-assign]  # node one stops reading
+        two.hub.to("project:1").emit("n", "R")
+        await trio.sleep(0.2)  # R is in the stream; node one has not read it
+        one.hub.to("project:1").emit("n", "L")
+        assert await first.receive_event("n") == ["L"]
+        del log.entries  # node one reads again: R comes
+        for entries in held:
+            log.entries(entries)  # type: ignore[arg-type]
+        assert await first.receive_event("n") == ["R"]
+        pid, offset = first.pids["/"], first.offsets["/"]
+        two.hub.to("project:1").emit("n", "missed")
+        await trio.sleep(0.2)
+        async with raw_client(two.url, nsp=None) as again:
+            answer = await again.connect_namespace("/", {"pid": pid, "offset": offset})
+            assert answer.data["sid"] == first.sids["/"]
+            assert await again.receive_event("n") == ["missed"]
+            two.hub.to("project:1").emit("n", "next")
+            assert await again.receive_event("n") == ["next"]
+
+
+async def test_what_a_node_had_not_read_yet_is_given_back(redis_server: RedisServer) -> None:
+    """The other way round: node one dies having delivered its own ``L`` but not yet read
+    node two's earlier ``X``. The client's offset is ``L``'s; ``X``, before it in the
+    stream, is given back (everything after the offset would leave it out)."""
+    async with (
+        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as one,
+        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as two,
+        raw_client(one.url, auth={"name": "a"}) as first,
+    ):
+        await wait_for(lambda: one.bridge.nodes == 2)
+        await first.emit("join", "project:1", ack=True)
+        await first.receive()
+        await trio.sleep(0.1)  # the session with the room is written
+        log = one.bridge.log
+        assert log is not None
+        log.entries = lambda entries: None  # type: ignore[method-assign]  # stops reading
+        two.hub.to("project:1").emit("n", "X")
+        await trio.sleep(0.2)
+        one.hub.to("project:1").emit("n", "L")
+        assert await first.receive_event("n") == ["L"]
+        pid, offset = first.pids["/"], first.offsets["/"]
+        await trio.sleep(0.2)  # L is in the stream
+        async with raw_client(two.url, nsp=None) as again:
+            answer = await again.connect_namespace("/", {"pid": pid, "offset": offset})
+            assert answer.data["sid"] == first.sids["/"]
+            assert await again.receive_event("n") == ["X"]
+            two.hub.to("project:1").emit("n", "next")
+            assert await again.receive_event("n") == ["next"]

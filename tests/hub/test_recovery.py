@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,70 +10,9 @@ import trio
 
 from server.hub import ConnectRefused, Hub, Socket
 from server.hub.recovery import RecoveryStore
+from tests.driven import node_client
 from tests.hub.conftest import serving
 from tests.hub.rawclient import raw_client
-from tests.node_harness import NODE_DIR, node_deps_installed, node_executable
-
-Message = dict[str, Any]
-
-
-class DrivenClient:
-    """``tests/node/driven_client.mjs``: the stock client, steered and watched line by line."""
-
-    def __init__(self, process: trio.Process) -> None:
-        self.process = process
-        self.seen: list[Message] = []
-        self._buffer = b""
-
-    async def _next(self) -> Message:
-        assert self.process.stdout is not None
-        while b"\n" not in self._buffer:
-            chunk = await self.process.stdout.receive_some(65536)
-            if not chunk:
-                raise AssertionError(f"the Node client exited; it said: {self.seen}")
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        message: Message = json.loads(line)
-        self.seen.append(message)
-        return message
-
-    async def expect(self, match: Callable[[Message], bool], timeout: float = 10.0) -> Message:
-        with trio.fail_after(timeout):
-            while True:
-                message = await self._next()
-                if match(message):
-                    return message
-
-    async def events(self, name: str, count: int, timeout: float = 10.0) -> list[list[Any]]:
-        found = []
-        with trio.fail_after(timeout):
-            while len(found) < count:
-                message = await self._next()
-                if message["type"] == "event" and message["name"] == name:
-                    found.append(message["args"])
-        return found
-
-    async def command(self, **command: Any) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send_all(json.dumps(command).encode() + b"\n")
-
-
-@asynccontextmanager
-async def node_client(
-    url: str, transports: str, auth: dict[str, Any]
-) -> AsyncIterator[DrivenClient]:
-    node = node_executable()
-    if node is None or not node_deps_installed():
-        pytest.fail("node and tests/node's packages are needed: run `make install`")
-    command = [node, str(NODE_DIR / "driven_client.mjs"), "--url", url]
-    command += ["--transports", transports, "--auth", json.dumps(auth)]
-    process = await trio.lowlevel.open_process(command, stdin=-1, stdout=-1, cwd=str(NODE_DIR))
-    try:
-        yield DrivenClient(process)
-    finally:
-        process.kill()
-        with trio.move_on_after(5):
-            await process.wait()
 
 
 def recovering_hub(**options: Any) -> tuple[Hub, list[Socket]]:

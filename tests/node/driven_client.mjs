@@ -12,6 +12,8 @@
 //   {"cmd":"cut"}    close the Engine.IO connection under the socket (as a network cut
 //                    would): the client reconnects and may recover
 //   {"cmd":"emit","event":NAME,"args":[...]}
+//   {"cmd":"call","event":NAME,"args":[...]}   emit with an ack; its answer is reported as
+//                    {"type":"ack","event":NAME,"value":VALUE} (or "error" on a timeout)
 //   {"cmd":"exit"}
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -47,6 +49,12 @@ createInterface({ input: process.stdin }).on("line", (line) => {
     socket.io.engine.close();
   } else if (command.cmd === "emit") {
     socket.emit(command.event, ...(command.args || []));
+  } else if (command.cmd === "call") {
+    socket
+      .timeout(10000)
+      .emitWithAck(command.event, ...(command.args || []))
+      .then((value) => out({ type: "ack", event: command.event, value }))
+      .catch((err) => out({ type: "ack", event: command.event, error: String(err?.message ?? err) }));
   } else if (command.cmd === "exit") {
     socket.disconnect();
     process.exit(0);

@@ -84,6 +84,8 @@ MAX_RESTORE_PAGES = 100
 #: An offset that is not an entry's id may be one Redis moved (``cid``): looked for among
 #: this many entries after it.
 CID_SEARCH = 1000
+#: The first sequence number of this node's entries in a new millisecond is below this.
+SEQUENCE_START = 1 << 20
 
 
 def new_node_uid() -> str:
@@ -170,10 +172,16 @@ class StreamLog:
 
     # ---- writing -------------------------------------------------------------------------
     def allocate(self) -> StreamId:
-        """The id of this node's next entry: Redis's clock, after every id known."""
+        """The id of this node's next entry: Redis's clock, after every id known. In a new
+        millisecond the sequence starts at a random number rather than 0, where another
+        node's entry of that millisecond would be: an id this node tells its clients is
+        then almost never another entry's too."""
         now = self.driver.redis_time_ms()
         last = max(self.written, self.top, self.read or (0, 0))
-        wanted = (now, 0) if now > last[0] else (last[0], last[1] + 1)
+        if now > last[0]:
+            wanted = (now, secrets.randbelow(SEQUENCE_START))
+        else:
+            wanted = (last[0], last[1] + 1)
         self.written = wanted
         return wanted
 
