@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from server.hub.protocol import socketio as sio
@@ -128,6 +129,41 @@ async def test_a_client_whose_node_is_killed_comes_back_recovered_on_another(
             await call(bob_on_two, "chatMessage", {"projectId": 1, "message": "after"})
             await alice.expect(lambda m: m["type"] == "event" and m["name"] == "newMessage")
             assert chat_texts(alice)[-1] == "after"
+    finally:
+        for server in (one, two):
+            server.stop()
+
+
+@pytest.mark.parametrize("transports", ["websocket", "polling"])
+async def test_after_a_graceful_shutdown_the_client_is_recovered_on_another_node(
+    redis_server: RedisServer, tmp_path: Path, transports: str
+) -> None:
+    """Node one is stopped (SIGTERM: it ends its connections as Node's ``io.close()``
+    does, and writes each session); the stock client comes back through the proxy on node
+    two, recovered, with what was said meanwhile."""
+    one, two = await trio.to_thread.run_sync(
+        start_cluster, tmp_path, redis_server.url, 2, "--redis-adapter", "streams"
+    )
+    keys = tokens()
+    try:
+        async with (
+            tcp_proxy(one.hub_port) as proxy,
+            node_client(proxy.url, transports, {"token": keys["alice"]}) as alice,
+            raw_client(two.hub_url, auth={"token": keys["bob"]}) as bob,
+        ):
+            first = await alice.expect(lambda m: m["type"] == "connect")
+            await alice.command(cmd="call", event="joinProject", args=[1])
+            assert (await alice.expect(lambda m: m["type"] == "ack"))["value"]["ok"]
+            assert (await call(bob, "joinProject", 1))["ok"]
+            assert (await call(bob, "chatMessage", {"projectId": 1, "message": "one"}))["ok"]
+            await alice.expect(lambda m: m["type"] == "event" and m["name"] == "newMessage")
+            proxy.switch(two.hub_port)
+            await trio.to_thread.run_sync(one.stop)  # SIGTERM, and waits for the exit
+            assert (await call(bob, "chatMessage", {"projectId": 1, "message": "two"}))["ok"]
+            again = await alice.expect(lambda m: m["type"] == "connect", timeout=15)
+            assert again == {"type": "connect", "id": first["id"], "recovered": True}
+            await alice.expect(lambda m: m["type"] == "event" and m["name"] == "newMessage")
+            assert chat_texts(alice) == ["one", "two"]
     finally:
         for server in (one, two):
             server.stop()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 import socketio
 import trio
 
@@ -247,11 +248,16 @@ def _wait(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def test_nothing_published_in_an_outage_is_lost(redis_server: RedisServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("adapter", ["pubsub", "streams"])
+def test_nothing_published_in_an_outage_is_lost(
+    redis_server: RedisServer, tmp_path: Path, adapter: str
+) -> None:
     """Two ``python -m server`` processes, Alice on one and Bob on the other (python-socketio,
     the stock client). Redis is killed; Alice chats and a task changes over REST meanwhile;
-    Redis comes back: Bob gets every message and the task event, once, in order."""
-    one, two = start_cluster(tmp_path, redis_server.url, 2)
+    Redis comes back: Bob gets every message and the task event, once, in order. In either
+    format (in streams mode the backlog goes to the stream, which node two reads on from
+    where it stopped)."""
+    one, two = start_cluster(tmp_path, redis_server.url, 2, "--redis-adapter", adapter)
     keys = tokens()
     alice = socketio.Client(reconnection=False)
     bob = socketio.Client(reconnection=False)
@@ -302,12 +308,17 @@ def test_nothing_published_in_an_outage_is_lost(redis_server: RedisServer, tmp_p
             server.stop()
 
 
-def test_presence_heals_when_a_node_is_killed(redis_server: RedisServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("adapter", ["pubsub", "streams"])
+def test_presence_heals_when_a_node_is_killed(
+    redis_server: RedisServer, tmp_path: Path, adapter: str
+) -> None:
     """Bob's node is killed with -9: Alice, on the other node, is told ``userLeft`` for Bob
     (at once: the node count's period, a second), and ``onlineMembers`` no longer lists
     him. A departure that was announced is never announced again by a heal (they run every
     second here)."""
-    one, two = start_cluster(tmp_path, redis_server.url, 2, "--presence-heal-interval", "1")
+    one, two = start_cluster(
+        tmp_path, redis_server.url, 2, "--presence-heal-interval", "1", "--redis-adapter", adapter
+    )
     keys = tokens()
     alice = socketio.Client(reconnection=False)
     bob = socketio.Client(reconnection=False)
