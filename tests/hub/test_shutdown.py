@@ -97,9 +97,11 @@ async def test_python_socketio_comes_back_after_a_graceful_shutdown(transports: 
     second = Hub()
     try:
         async with serving(second, port):
+            # python-socketio calls the connect handler before its connect() (on the
+            # reconnecting thread) sets ``connected``: wait for both
             with trio.fail_after(10):
-                while len(connects) < 2:
+                while len(connects) < 2 or not client.connected:
                     await trio.sleep(0.05)
-            assert client.connected
+            assert len(connects) == 2
     finally:
         await trio.to_thread.run_sync(client.disconnect)
