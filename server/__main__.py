@@ -33,6 +33,8 @@ from server.settings import MIN_SECRET_BYTES, Settings, parse
 from server.store import open_store
 
 log = logging.getLogger("server")
+#: On SIGTERM, how long the Redis writes still queued after the drain may take.
+FLUSH_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,10 @@ async def run(
 
             async def drain() -> None:
                 await hub.shutdown(settings.shutdown_grace)
+                # what the last disconnects queued for Redis (their sessions, in streams
+                # mode) goes out before the bridge is cancelled with the rest
+                if bridge is not None and not await bridge.flush(FLUSH_TIMEOUT):
+                    log.warning("exiting with %d writes to Redis not done", bridge.backlog[0])
 
             if handle_signals:
                 await root.start(cancel_on_signal, root.cancel_scope, drain)

@@ -124,6 +124,30 @@ async def test_a_frozen_redis_is_noticed_and_healed(redis_server: RedisServer) -
         assert await a.receive_event("again") == [2]
 
 
+async def test_flush_writes_what_is_queued_and_gives_up_on_a_frozen_redis(
+    redis_server: RedisServer,
+) -> None:
+    """What a process exiting after its drain relies on: ``flush`` returns once the queue
+    is written (the key is there the moment it returns), and False at its timeout when
+    Redis does not answer, so a SIGTERM never hangs on it."""
+    async with bridged_node(redis_server.url, mode="streams", **FAST) as one:
+        await wait_for(lambda: one.bridge.healthy, timeout=10)
+        one.bridge.driver.store("flush-test", b"saved", expiry=60)
+        assert await one.bridge.flush(5.0)
+        assert b"saved" in redis_server.command("GET", "flush-test")
+        assert redis_server.proc is not None
+        redis_server.proc.send_signal(signal.SIGSTOP)
+        try:
+            one.bridge.driver.store("flush-test", b"not yet", expiry=60)
+            started = trio.current_time()
+            assert not await one.bridge.flush(0.5)
+            assert trio.current_time() - started < 3  # a functional bound, not a benchmark
+        finally:
+            redis_server.proc.send_signal(signal.SIGCONT)
+        assert await one.bridge.flush(10.0)  # the write waited, and goes once Redis is back
+        assert b"not yet" in redis_server.command("GET", "flush-test")
+
+
 async def test_a_node_that_starts_without_redis_joins_when_it_comes(
     redis_server: RedisServer,
 ) -> None:

@@ -168,6 +168,11 @@ class Bridge:
     async def wait_connected(self) -> None:
         await self.driver.wait_connected()
 
+    async def flush(self, timeout: float) -> bool:
+        """Write what is still queued (sessions saved by the last disconnects, a backlog)
+        before the process exits; at most ``timeout`` s. False if some of it is not written."""
+        return await self.driver.flush(timeout)
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Stay connected until cancelled (see :meth:`RedisDriver.run`); in streams mode,
         write the sessions of connected sockets again every so often."""

@@ -68,6 +68,8 @@ CONNECTION_ERRORS = (
 
 #: Seconds between two counts of the nodes subscribed with us.
 PEER_WATCH_INTERVAL = 1.0
+#: How often ``flush`` looks whether the queue is empty (a process about to exit waits on it).
+FLUSH_POLL = 0.01
 #: A follower's ``XREAD``: at most this many entries, blocking at most this long (Node's).
 FOLLOW_COUNT = 100
 FOLLOW_BLOCK_MS = 5000
@@ -413,6 +415,18 @@ class RedisDriver:
             self.stats["publish_kept"] += 1
         self._trim(now)
         self._wakeup.set()
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` s, until what is queued has been written; False if it
+        has not (Redis is down, or slow). For a process about to exit: a session saved by
+        its last disconnects, or an outage's backlog, is not thrown away with the process."""
+        with trio.move_on_after(timeout):
+            while self._queue or self._inflight:
+                if not self.healthy:
+                    return False
+                await trio.sleep(FLUSH_POLL)
+            return True
+        return False
 
     async def call(self, command: Callable[[coredis.Redis[bytes]], Awaitable[T]]) -> T:
         """Run ``command(client)`` now, within ``health_timeout``; raises ConnectionError
