@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -99,6 +99,11 @@ class Recovery(Protocol):
     def forget(self, sid: str, pid: str) -> None:
         """A recoverable socket left for good (a deliberate disconnect)."""
 
+    def awaited(self, room: str) -> bool:
+        """Whether a socket that went away and may come back to this node was in ``room``
+        ("": any such socket): a broadcast from elsewhere to it is kept, even with no
+        socket of the room connected here, for that socket to get when it is restored."""
+
 
 @dataclass(slots=True)
 class _Stored:
@@ -129,6 +134,8 @@ class RecoveryStore:
         self._packets: deque[_Stored] = deque()
         #: pid -> session, in the order they were saved (oldest first).
         self._sessions: dict[str, SavedSession] = {}
+        #: How many of those sessions are in each room.
+        self._session_rooms: Counter[str] = Counter()
         #: Restores refused, by reason: "unknown", "expired", "offset".
         self.misses: dict[str, int] = {"unknown": 0, "expired": 0, "offset": 0}
         self.restored = 0
@@ -190,8 +197,25 @@ class RecoveryStore:
     def save(self, sid: str, pid: str, rooms: set[str], data: dict[str, Any], base: Any) -> None:
         now = self._clock()
         self._expire_sessions(now)
-        self._sessions.pop(pid, None)  # re-inserted last: the dict stays in time order
-        self._sessions[pid] = SavedSession(sid, pid, frozenset(rooms), data, now, base)
+        self._drop_session(pid)  # re-inserted last: the dict stays in time order
+        self._keep_session(SavedSession(sid, pid, frozenset(rooms), data, now, base))
+
+    def _keep_session(self, session: SavedSession) -> None:
+        self._sessions[session.pid] = session
+        self._session_rooms.update(session.rooms)
+
+    def _drop_session(self, pid: str) -> SavedSession | None:
+        session = self._sessions.pop(pid, None)
+        if session is not None:
+            self._session_rooms.subtract(session.rooms)
+            for room in session.rooms:
+                if self._session_rooms[room] <= 0:
+                    del self._session_rooms[room]
+        return session
+
+    def awaited(self, room: str) -> bool:
+        self._expire_sessions(self._clock())
+        return self._session_rooms[room] > 0 if room else bool(self._sessions)
 
     def _expire_sessions(self, now: float) -> None:
         threshold = now - self.max_disconnection_duration
@@ -200,7 +224,7 @@ class RecoveryStore:
             oldest = next(iter(sessions.values()))
             if oldest.disconnected_at >= threshold:
                 break
-            del sessions[oldest.pid]
+            self._drop_session(oldest.pid)
 
     @property
     def session_count(self) -> int:
@@ -215,7 +239,7 @@ class RecoveryStore:
         """
         now = self._clock()
         self._expire_packets(now)
-        session = self._sessions.pop(pid, None)
+        session = self._drop_session(pid)
         if session is None:
             self.misses["unknown"] += 1
             return None
@@ -242,5 +266,5 @@ class RecoveryStore:
     def put_back(self, restored: Restored) -> None:
         """A restore that did not complete (the connection closed meanwhile): keep the
         session for the next attempt."""
-        session = restored.session
-        self._sessions[session.pid] = session
+        self._drop_session(restored.session.pid)
+        self._keep_session(restored.session)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import trio
 
+from server.hub.config import HubConfig
 from server.hub.errors import AckTimeout
 from server.hub.remote import RemoteSocket
 from tests.bridge.nodes import bridged_node, wait_for
@@ -74,6 +75,38 @@ async def test_a_node_skips_room_messages_without_local_members(
         assert await a.receive_event("marker") == []
         assert one.bridge.stats["broadcasts_skipped"] == skipped + 2
         assert await b.receive_event("x") == []
+
+
+async def test_a_room_message_waits_for_a_member_that_may_come_back(
+    redis_server: RedisServer,
+) -> None:
+    """Pub/sub mode with recovery on: the room's only member on node one is cut; what node
+    two sends to the room meanwhile is not skipped (no socket of the room is here, but one
+    may be restored), so the client gets it back when it returns, once and in order."""
+    config = HubConfig(connection_state_recovery=True)
+    async with (
+        bridged_node(redis_server.url, config=config) as one,
+        bridged_node(redis_server.url, config=config) as two,
+    ):
+        async with raw_client(one.url) as first:
+            await first.emit("join", "room", ack=True)
+            await first.receive()
+            two.hub.to("room").emit("n", 0)
+            assert await first.receive_event("n") == [0]
+            pid, offset = first.pids["/"], first.offsets["/"]
+        await wait_for(lambda: one.hub.main.adapter.recovery.awaited("room"), 5)  # type: ignore[union-attr]
+        for n in (1, 2, 3):
+            two.hub.to("room").emit("n", n)
+        two.hub.to("elsewhere").emit("n", -1)  # no session here was in it: skipped
+        two.hub.emit("marker")  # to everyone: after the three, on the same connection
+        await wait_for(lambda: one.hub.main.adapter.recovery.packet_count >= 4, 5)  # type: ignore[union-attr]
+        async with raw_client(one.url, auth={"pid": pid, "offset": offset}) as back:
+            assert back.sids["/"] == first.sids["/"]
+            got = [await back.receive_event("n") for _ in range(3)]
+            assert got == [[1], [2], [3]]
+            assert await back.receive_event("marker") == []
+            two.hub.to("room").emit("n", 4)  # its rooms are back
+            assert await back.receive_event("n") == [4]
 
 
 async def test_fetch_sockets_lists_the_other_nodes_sockets(redis_server: RedisServer) -> None:

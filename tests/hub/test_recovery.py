@@ -218,6 +218,26 @@ def test_the_buffer_is_bounded_by_count_and_age() -> None:
     assert store.restore("pid", "garbage") is None
 
 
+def test_the_rooms_of_the_sessions_waiting_are_known_until_they_go() -> None:
+    """What a cluster node asks before it skips a room message with no member here."""
+    now = [0.0]
+    store = RecoveryStore(max_disconnection_duration=10.0, max_packets=10, clock=lambda: now[0])
+    assert not store.awaited("") and not store.awaited("r")
+    store.save("a", "pa", {"a", "r"}, {}, 0)
+    store.save("b", "pb", {"b", "r", "s"}, {}, 0)
+    assert store.awaited("") and store.awaited("r") and store.awaited("s")
+    assert not store.awaited("t")
+    restored = store.restore("pb", None)
+    assert restored is not None
+    assert store.awaited("r") and not store.awaited("s")
+    store.put_back(restored)  # the restore did not complete
+    assert store.awaited("s")
+    store.save("b", "pb", {"b"}, {}, 0)  # saved again, out of its rooms now
+    assert not store.awaited("s") and store.awaited("r")
+    now[0] = 11.0  # both sessions expire
+    assert not store.awaited("r") and not store.awaited("") and store.session_count == 0
+
+
 def test_the_buffer_is_bounded_by_bytes_and_keeps_one_encoding() -> None:
     from server.hub.adapter import BroadcastOptions
     from server.hub.engine import Wire

@@ -328,13 +328,17 @@ class RedisAdapter:
         """A broadcast published by another node (or an emitter), delivered here.
 
         What cannot concern this node is dropped before decoding: a room channel of a room
-        with no socket here, anything when the namespace has no socket, our own messages.
+        with no socket here, anything when the namespace has no socket, our own messages;
+        unless a socket that went away and may be recovered here was in the room (it gets
+        the broadcast when it comes back).
         """
         room = self.channels.room_of(channel)
         if room is None:
             return
         local = self.local
-        if not local.sids or (room and room not in local.rooms):
+        if (not local.sids or (room and room not in local.rooms)) and not (
+            local.recovery is not None and local.recovery.awaited(room)
+        ):
             self.stats["broadcasts_skipped"] += 1
             return
         if wire.peek_uid(body) == self.uid:
