@@ -14,7 +14,7 @@ ARGS ?=
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_NODE_STAMP := bench/node/node_modules/.installed
 
-.PHONY: install run cluster test lint typecheck pytest bench bench-cluster soak clean
+.PHONY: install run cluster test lint typecheck pytest bench bench-cluster bench-failures soak clean
 
 install: $(STAMP) $(NODE_STAMP) $(NODE_REDIS_STAMP) $(WEB_DIST)
 
@@ -73,9 +73,16 @@ $(BENCH_NODE_STAMP): bench/node/package.json bench/node/package-lock.json
 bench: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-# bench/cluster.py: the fan-out on two processes with Redis, ours against Node's redis-adapter
+# bench/cluster.py: the fan-out on two processes with Redis, ours in both bridge modes (pubsub,
+# streams) against Node on its two adapters (redis-adapter, redis-streams-adapter), in one run.
+# BENCH_ARGS e.g. "--quick", "--servers ours-streams,node-streams" (see bench/README.md)
 bench-cluster: $(BENCH_STAMP) $(NODE_REDIS_STAMP)
 	$(PY) -m bench.cluster $(BENCH_ARGS)
+
+# bench/failures.py: what a stock client gets through a transport cut, a moved connection, a
+# node killed with -9, Redis stopped and Redis frozen, for the same four peers (README, "Failures")
+bench-failures: $(BENCH_STAMP) $(NODE_STAMP) $(NODE_REDIS_STAMP)
+	$(PY) -m bench.failures $(BENCH_ARGS)
 
 # bench/soak.py: floods, half-open connections and surrogate bombs against a real server
 # process, each scenario on a fresh one; SOAK_ARGS e.g. "--quick", "--only half-open",

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from array import array
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,8 +154,14 @@ def measure(
     duration: float,
     payload: int,
     keep_cdf: bool = True,
+    groups: Sequence[tuple[str, int]] = (),
 ) -> dict[str, Any]:
-    """One sender at ``rate`` msg/s for ``duration`` s to the room; deliveries and latency."""
+    """One sender at ``rate`` msg/s for ``duration`` s to the room; deliveries and latency.
+
+    ``groups`` names consecutive runs of ``rx``'s workers, e.g. ``[("local", 1), ("across",
+    1)]``: the latency is then also given per group (``latency_by_group_ms``), from each
+    worker's own per-delivery latencies, so that one group's tail is not hidden by the other.
+    """
     run = next(_runs)
     cpu_server0, cpu_rx0, cpu_tx0 = server.cpu(), rx.cpu(), tx.cpu()
     t0 = time.monotonic()
@@ -183,10 +190,7 @@ def measure(
     wall = time.monotonic() - t0
     cpu_server = server.cpu() - cpu_server0
     cpu_clients = rx.cpu() - cpu_rx0 + tx.cpu() - cpu_tx0
-    latencies = array("q")
-    for r in replies:
-        latencies.frombytes(r["latencies"])
-    lat = sorted(latencies)
+    lat = _sorted_latencies(replies)
     received = len(lat)
     result: dict[str, Any] = {
         "rate": rate,
@@ -199,12 +203,7 @@ def measure(
         "send_seconds": round(send_seconds, 3),
         "drain_seconds": round(drain_seconds, 3),
         "deliveries_per_s": round(received * rate / sent, 1),
-        "latency_ms": {
-            "p50": pct(lat, 0.5) / 1000,
-            "p90": pct(lat, 0.9) / 1000,
-            "p99": pct(lat, 0.99) / 1000,
-            "max": (lat[-1] if lat else float("nan")) / 1000,
-        },
+        "latency_ms": latency_quantiles(lat),
         "cpu": {
             "window_s": round(wall, 3),
             "server_s": round(cpu_server, 3),
@@ -220,9 +219,37 @@ def measure(
         },
         "server_rss_mb": round(server.rss() / 2**20, 1),
     }
+    if groups:
+        by_group: dict[str, Any] = {}
+        start = 0
+        for label, workers in groups:
+            group = _sorted_latencies(replies[start : start + workers])
+            by_group[label] = {"received": len(group), **latency_quantiles(group)}
+            start += workers
+        if start != len(replies):
+            raise ValueError(f"groups cover {start} workers of {len(replies)}")
+        result["latency_by_group_ms"] = by_group
     if keep_cdf:
         result["cdf_ms"] = cdf_points(lat)
     return result
+
+
+def _sorted_latencies(replies: Sequence[dict[str, Any]]) -> list[int]:
+    """The per-delivery latencies (µs) that ``collect`` replies carry, merged and sorted."""
+    latencies = array("q")
+    for r in replies:
+        latencies.frombytes(r["latencies"])
+    return sorted(latencies)
+
+
+def latency_quantiles(sorted_us: Sequence[int]) -> dict[str, float]:
+    """p50, p90, p99 and max, in ms, of latencies in µs sorted ascending."""
+    return {
+        "p50": pct(sorted_us, 0.5) / 1000,
+        "p90": pct(sorted_us, 0.9) / 1000,
+        "p99": pct(sorted_us, 0.99) / 1000,
+        "max": (sorted_us[-1] if sorted_us else float("nan")) / 1000,
+    }
 
 
 # -- the scenarios ---------------------------------------------------------------------------

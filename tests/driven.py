@@ -52,6 +52,14 @@ class DrivenClient:
                     found.append(message["args"])
         return found
 
+    async def drain(self) -> None:
+        """Read what the client reports, into ``seen``, until it exits (or is cancelled)."""
+        try:
+            while True:
+                await self._next()
+        except AssertionError:
+            return  # it exited
+
     async def command(self, **command: Any) -> None:
         assert self.process.stdin is not None
         await self.process.stdin.send_all(json.dumps(command).encode() + b"\n")
@@ -59,13 +67,15 @@ class DrivenClient:
 
 @asynccontextmanager
 async def node_client(
-    url: str, transports: str, auth: dict[str, Any]
+    url: str, transports: str, auth: dict[str, Any], rejoin: list[Any] | None = None
 ) -> AsyncIterator[DrivenClient]:
     node = node_executable()
     if node is None or not node_deps_installed():
         pytest.fail("node and tests/node's packages are needed: run `make install`")
     command = [node, str(NODE_DIR / "driven_client.mjs"), "--url", url]
     command += ["--transports", transports, "--auth", json.dumps(auth)]
+    if rejoin is not None:
+        command += ["--rejoin", json.dumps(rejoin)]
     process = await trio.lowlevel.open_process(command, stdin=-1, stdout=-1, cwd=str(NODE_DIR))
     try:
         yield DrivenClient(process)

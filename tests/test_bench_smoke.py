@@ -1,9 +1,11 @@
-"""Smoke test of bench/: ``python -m bench.run`` on a tiny fan-out against all three servers.
+"""Smoke tests of bench/: ``python -m bench.run`` on a tiny fan-out against all three servers,
+and ``python -m bench.cluster`` on a tiny fan-out over two processes for its four peers.
 
-It checks that the bench runs end to end and writes what it promises (table, JSON with the
-expected fields, plot); it asserts nothing about speed. What the bench needs and a fresh
-``make test`` does not install (the ``bench`` extra, ``npm ci`` in bench/node) is installed
-here first, the way ``make bench`` would, so that nothing is skipped.
+They check that each bench runs end to end and writes what it promises (table, JSON with the
+expected fields, plot); they assert nothing about speed. What a bench needs and a fresh
+``make test`` may not have (the ``bench`` extra, ``npm ci`` in bench/node and in
+tests/node_redis) is installed here first, the way ``make bench`` and ``make bench-cluster``
+would, so that nothing is skipped.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_NODE = ROOT / "bench" / "node"
+NODE_REDIS = ROOT / "tests" / "node_redis"
 SERVERS = ("trio", "node", "pysio")
+CLUSTER_PEERS = ("ours-pubsub", "ours-streams", "node-pubsub", "node-streams")
 
 
-def ensure_bench_dependencies() -> None:
+def ensure_bench_extra() -> None:
     missing = [m for m in ("psutil", "matplotlib", "uvicorn") if not importlib.util.find_spec(m)]
     if missing:
         subprocess.run(
@@ -31,16 +35,26 @@ def ensure_bench_dependencies() -> None:
             check=True,
             timeout=600,
         )
-    if not (BENCH_NODE / "node_modules" / "socket.io").is_dir():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("npm is needed for bench/node (Node 20 with npm; see README)")
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=BENCH_NODE,
-            check=True,
-            timeout=600,
-        )
+
+
+def ensure_npm_packages(folder: Path, *packages: str) -> None:
+    """``npm ci`` in ``folder`` unless each of ``packages`` is in its node_modules already."""
+    if all((folder / "node_modules" / p).is_dir() for p in packages):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail(f"npm is needed for {folder.relative_to(ROOT)} (Node 20 with npm; see README)")
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=folder,
+        check=True,
+        timeout=600,
+    )
+
+
+def ensure_bench_dependencies() -> None:
+    ensure_bench_extra()
+    ensure_npm_packages(BENCH_NODE, "socket.io")
 
 
 def test_bench_quick_fanout_all_servers(tmp_path: Path) -> None:
@@ -106,3 +120,78 @@ def test_bench_quick_fanout_all_servers(tmp_path: Path) -> None:
             assert key in result["cpu"], (server, key)
         assert result["cdf_ms"]
         assert result["banner"].startswith("listening")
+
+
+def test_bench_cluster_quick_four_peers(tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed for bench/cluster.py (apt-get install redis-server)")
+    ensure_bench_extra()
+    ensure_npm_packages(
+        NODE_REDIS, "@socket.io/redis-adapter", "@socket.io/redis-streams-adapter", "socket.io"
+    )
+    out = tmp_path / "results"
+    clients = 10
+    command = [
+        sys.executable,
+        "-m",
+        "bench.cluster",
+        "--quick",
+        "--servers",
+        ",".join(CLUSTER_PEERS),
+        "--clients",
+        str(clients),
+        "--duration",
+        "1",
+        "--client-procs",
+        "2",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    # the table: one column per peer, the latency split by process, the ratios
+    assert "| metric | " + " | ".join(CLUSTER_PEERS) + " |" in proc.stdout, proc.stdout
+    assert "| latency p50 / p99, local" in proc.stdout
+    assert "| latency p50 / p99, across Redis" in proc.stdout
+    assert "| ours-streams / | ours-pubsub | node-streams |" in proc.stdout
+
+    written = list(out.glob("cluster-*.json"))
+    assert len(written) == 1, written
+    document = json.loads(written[0].read_text())
+    assert document["config"]["clients"] == clients
+    assert document["servers"] == list(CLUSTER_PEERS)
+    assert set(document["results"]) == set(CLUSTER_PEERS)
+    for peer in CLUSTER_PEERS:
+        result = document["results"][peer]
+        assert "error" not in result, (peer, result)
+        assert result["adapter"] == peer.split("-")[1]
+        assert result["banner"].startswith("listening")
+        assert result["receivers"] == clients
+        assert result["clients_per_process"] == [clients // 2, clients // 2]
+        assert result["sent"] > 0
+        assert result["expected"] == result["sent"] * clients
+        for q in ("p50", "p90", "p99", "max"):
+            assert isinstance(result["latency_ms"][q], int | float), (peer, q)
+        groups = result["latency_by_group_ms"]
+        assert set(groups) == {"local", "across"}
+        assert sum(g["received"] for g in groups.values()) == result["received"]
+        for group in groups.values():
+            assert isinstance(group["p50"], int | float) and isinstance(group["p99"], int | float)
+        assert "server_us_per_delivery" in result["cpu"]
+        assert isinstance(result["redis_cpu_s"], int | float)
+    ratios = document["ratios"]
+    assert set(ratios) == {"ours-pubsub", "node-streams"}
+    for row in ratios.values():
+        assert set(row) == {
+            "server CPU per delivery",
+            "latency p50, local",
+            "latency p50, across Redis",
+        }

@@ -15,11 +15,19 @@ from typing import Any
 import trio
 
 from server.hub import ConnectRefused, Hub, Socket
+from server.hub.adapter import AdapterFactory
 from server.lifecycle import cancel_on_signal
 
 
-def build_hub(max_queue: int) -> Hub:
-    hub = Hub(ping_interval=25.0, ping_timeout=20.0, max_queue=max_queue, cors_origins=("*",))
+def build_hub(max_queue: int, adapter_factory: AdapterFactory | None = None, **options: Any) -> Hub:
+    hub = Hub(
+        adapter_factory=adapter_factory,
+        ping_interval=25.0,
+        ping_timeout=20.0,
+        max_queue=max_queue,
+        cors_origins=("*",),
+        **options,
+    )
 
     @hub.use
     def require_name(socket: Socket) -> None:

@@ -1,7 +1,11 @@
 // A stock socket.io-client driven line by line, for tests that steer a scenario step by step.
 //
 //   node driven_client.mjs --url http://127.0.0.1:N [--transports polling,websocket]
-//                          [--auth JSON]
+//                          [--auth JSON] [--rejoin JSON]
+//
+// --rejoin '["join","room"]': on every connection that is not a recovered one (the first
+// included), emit that event with an ack, as an app rejoins its rooms; the ack is reported
+// as {"type":"ack","event":NAME,"value":VALUE}.
 //
 // It reconnects by itself (100 ms, no jitter) and reports on stdout, one JSON object a line:
 //   {"type":"connect","id":ID,"recovered":BOOL}
@@ -24,6 +28,7 @@ const { values } = parseArgs({
     url: { type: "string" },
     transports: { type: "string", default: "polling,websocket" },
     auth: { type: "string", default: "{}" },
+    rejoin: { type: "string", default: "" },
   },
 });
 
@@ -38,7 +43,18 @@ const socket = io(values.url, {
   randomizationFactor: 0,
 });
 
-socket.on("connect", () => out({ type: "connect", id: socket.id, recovered: !!socket.recovered }));
+const rejoin = values.rejoin ? JSON.parse(values.rejoin) : null;
+
+socket.on("connect", () => {
+  out({ type: "connect", id: socket.id, recovered: !!socket.recovered });
+  if (rejoin && !socket.recovered) {
+    socket
+      .timeout(10000)
+      .emitWithAck(...rejoin)
+      .then((value) => out({ type: "ack", event: rejoin[0], value }))
+      .catch((err) => out({ type: "ack", event: rejoin[0], error: String(err?.message ?? err) }));
+  }
+});
 socket.on("disconnect", (reason) => out({ type: "disconnect", reason }));
 socket.on("connect_error", (err) => out({ type: "connect_error", message: err.message }));
 socket.onAny((name, ...args) => out({ type: "event", name, args }));
