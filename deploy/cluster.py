@@ -2,6 +2,7 @@
 
     python -m deploy.cluster [--nodes 2] [--redis-url redis://...] [--listen 127.0.0.1:8080]
                              [--base-port 4000] [--redis-port 6380] [--database data/cluster.db]
+                             [--database-url postgresql://...]
 
 - Redis: ``--redis-url`` (or ``REDIS_URL``) if given; otherwise a ``redis-server`` of its own
   on 127.0.0.1:``--redis-port``, without persistence.
@@ -40,6 +41,11 @@ def main() -> int:
     parser.add_argument("--base-port", type=int, default=4000)
     parser.add_argument("--redis-port", type=int, default=6380)
     parser.add_argument("--database", default=str(ROOT / "data" / "cluster.db"))
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="postgresql://... : every process on that database (instead of --database)",
+    )
     args = parser.parse_args()
     procs: list[subprocess.Popen[bytes]] = []
     prefix = Path(tempfile.mkdtemp(prefix="cluster-nginx-"))
@@ -76,7 +82,8 @@ def main() -> int:
         Path(args.database).parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.setdefault("JWT_SECRET", secrets.token_urlsafe(32))
-        env.update(REDIS_URL=redis_url, DATABASE_URL=f"sqlite:///{Path(args.database).resolve()}")
+        database_url = args.database_url or f"sqlite:///{Path(args.database).resolve()}"
+        env.update(REDIS_URL=redis_url, DATABASE_URL=database_url)
         for i, node in enumerate(nodes):
             command = [
                 sys.executable,

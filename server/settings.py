@@ -179,7 +179,7 @@ OPTIONS: tuple[Option, ...] = (
         "--database-url",
         "DATABASE_URL",
         ("database_url",),
-        "sqlite:///path/to/file.db",
+        "sqlite:///path/to/file.db or postgresql://user[:password]@host[:port]/dbname",
     ),
     Option(
         "--db-threads",
@@ -357,10 +357,11 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
 
 
 def _check(parser: argparse.ArgumentParser, settings: Settings) -> None:
-    if not settings.database_url.startswith("sqlite:///"):
+    url = settings.database_url
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         parser.error(
-            f"--database-url / DATABASE_URL: only sqlite:///path is supported, "
-            f"not {settings.database_url!r}"
+            "--database-url / DATABASE_URL: sqlite:///path or "
+            f"postgresql://user[:password]@host[:port]/dbname, not {url!r}"
         )
     if settings.db_threads < 1 or settings.monitor_interval <= 0:
         parser.error("--db-threads and --monitor-interval must be positive")

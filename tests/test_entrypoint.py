@@ -137,8 +137,11 @@ def test_settings_of_the_real_time_service() -> None:
     settings = parse([], env=env)
     assert (settings.jwt_secret, settings.dev) == ("s" * 32, False)
     assert (settings.database_url, settings.db_threads) == ("sqlite:////tmp/x.db", 2)
-    with pytest.raises(SystemExit):
-        parse([], env={"JWT_SECRET": "s" * 32, "DATABASE_URL": "postgresql://db/app"})
+    pg = parse([], env={"JWT_SECRET": "s" * 32, "DATABASE_URL": "postgresql://db/app"})
+    assert pg.database_url == "postgresql://db/app"
+    for unknown in ("mysql://db/app", "app.db"):
+        with pytest.raises(SystemExit):
+            parse([], env={"JWT_SECRET": "s" * 32, "DATABASE_URL": unknown})
 
 
 def test_refuses_a_short_secret_outside_dev(tmp_path: Path) -> None:

@@ -161,6 +161,7 @@ class Realtime:
         hub.on("cursorMove", self.cursor_move)
         hub.on("notificationRead", self.notification_read)
         hub.on_server_side("presence", self._presence_elsewhere)
+        self.notifier.install()
         return self
 
     # ---- connecting ----------------------------------------------------------------------
@@ -184,11 +185,13 @@ class Realtime:
 
     async def on_connect(self, socket: Socket) -> None:
         who = identity(socket)
+        # a recovered socket got back what was sent to it while it was away; this sends
+        # what was created meanwhile and sent to no connection of its (claims: once)
+        await self.notifier.welcome(socket, who.user_id)
         if not socket.recovered:
-            await self.notifier.welcome(socket, who.user_id)
             return
-        # Connection state recovery gave the socket back its rooms, and the events it missed
-        # (live notifications among them): only presence needs telling again.
+        # Connection state recovery gave the socket back its rooms: presence needs telling
+        # again.
         for room in socket.rooms:
             kind, _, number = room.partition(":")
             if kind == "project" and number.isdigit():

@@ -1,7 +1,7 @@
 """What the rest of the server may ask of persistence: a narrow, async interface.
 
-The SQLite store implements it today; a PostgreSQL store can implement the same methods
-later without the real-time features or the REST API noticing. Records are small frozen
+Two stores implement it, SQLite (:mod:`.sqlite`) and PostgreSQL (:mod:`.postgres`); the
+real-time features and the REST API do not know which one they use. Records are small frozen
 dataclasses; their ``as_json`` gives the shape clients see (camelCase, ISO 8601 times).
 """
 
@@ -216,7 +216,18 @@ class Store(ABC):
 
     @abstractmethod
     async def mark_notification_read(self, user_id: str, notification_id: int) -> bool:
-        """Mark one of ``user_id``'s notifications read; False if it is not theirs."""
+        """Mark one of ``user_id``'s notifications read; False if it is not theirs. Its
+        delivery records go (a read notification is never sent again)."""
+
+    @abstractmethod
+    async def claim_deliveries(self, connection: str, notification_ids: list[int]) -> set[int]:
+        """Record that ``connection`` is being sent these notifications; returns those no
+        one had claimed for it before (each pair is claimed once, whichever process asks
+        first). Ids of notifications that no longer exist are not claimed."""
+
+    @abstractmethod
+    async def release_deliveries(self, connection: str, notification_ids: list[int]) -> None:
+        """Undo claims of ``connection`` that were not sent after all (it closed meanwhile)."""
 
     # ---- lifetime ------------------------------------------------------------------------
     @abstractmethod

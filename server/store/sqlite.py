@@ -359,19 +359,57 @@ class SQLiteStore(Store):
 
     async def mark_notification_read(self, user_id: str, notification_id: int) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
             row = conn.execute(
                 "SELECT read_at FROM notifications WHERE id = ? AND user_id = ?",
                 (notification_id, user_id),
             ).fetchone()
             if row is None:
+                conn.execute("COMMIT")
                 return False
             conn.execute(
                 "UPDATE notifications SET read_at = ? WHERE id = ? AND read_at IS NULL",
                 (now_iso(), notification_id),
             )
+            conn.execute(
+                "DELETE FROM notification_deliveries WHERE notification_id = ?",
+                (notification_id,),
+            )
+            conn.execute("COMMIT")
             return True
 
         return await self._run("mark_notification_read", run)
+
+    async def claim_deliveries(self, connection: str, notification_ids: list[int]) -> set[int]:
+        def run(conn: sqlite3.Connection) -> set[int]:
+            claimed: set[int] = set()
+            at = now_iso()
+            conn.execute("BEGIN IMMEDIATE")
+            for notification_id in dict.fromkeys(notification_ids):
+                cur = conn.execute(
+                    "INSERT INTO notification_deliveries (connection, notification_id, "
+                    "delivered_at) SELECT ?, id, ? FROM notifications WHERE id = ? "
+                    "ON CONFLICT DO NOTHING",
+                    (connection, at, notification_id),
+                )
+                if cur.rowcount:
+                    claimed.add(notification_id)
+            conn.execute("COMMIT")
+            return claimed
+
+        if not notification_ids:
+            return set()
+        return await self._run("claim_deliveries", run)
+
+    async def release_deliveries(self, connection: str, notification_ids: list[int]) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "DELETE FROM notification_deliveries WHERE connection = ? AND notification_id = ?",
+                [(connection, n) for n in notification_ids],
+            )
+
+        if notification_ids:
+            await self._run("release_deliveries", run)
 
 
 def _prepare(conn: sqlite3.Connection, busy_timeout: float = 10.0) -> int:

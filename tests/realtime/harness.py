@@ -8,6 +8,7 @@ event it receives in order. ``token()`` signs JWTs like an identity provider wou
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,11 +19,14 @@ from typing import Any
 
 import httpx
 import jwt
+import psycopg
 import socketio
 import trio
+from psycopg import sql
 
 from server.__main__ import Running, run
 from server.settings import Settings
+from tests.postgres import postgres_database
 
 SECRET = "tests-secret-which-is-long-enough-for-hs256"
 
@@ -78,6 +82,37 @@ def test_settings(tmp_path: Path, **changes: Any) -> Settings:
         monitor_interval=3600,
     )
     return settings.with_options(**changes)
+
+
+#: The stores the service tests run on (the ``svc`` fixture's parameters).
+STORES = ("sqlite", "postgres")
+
+
+@asynccontextmanager
+async def serving_on(store: str, tmp_path: Path, **changes: Any) -> AsyncIterator[Service]:
+    """``serving`` on a SQLite file in ``tmp_path`` ("sqlite") or on a PostgreSQL database
+    of its own, dropped after ("postgres")."""
+    if store == "postgres":
+        with postgres_database() as url:
+            async with serving(tmp_path, database_url=url, **changes) as service:
+                yield service
+    else:
+        async with serving(tmp_path, **changes) as service:
+            yield service
+
+
+def drop_table(svc: Service, table: str) -> None:
+    """Drop ``table`` behind the server's back, through a connection of the test's own: a
+    real database fault."""
+    url = svc.settings.database_url
+    if url.startswith("postgresql://"):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(table)))
+        return
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute(f"DROP TABLE {table}")
+    conn.close()
 
 
 @asynccontextmanager

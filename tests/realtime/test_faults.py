@@ -1,23 +1,16 @@
 """When the database fails under a handler: the client gets an answer, the failure is logged
 and counted, and the connection lives on. The fault is real: a table dropped behind the
-server's back, through another SQLite connection."""
+server's back, through another connection, on both stores (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import re
-import sqlite3
 
 import pytest
 
-from tests.realtime.harness import Service, make_project, token
+from tests.realtime.harness import Service, drop_table, make_project, token
 
-
-def drop(svc: Service, table: str) -> None:
-    path = svc.settings.database_url.removeprefix("sqlite:///")
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA foreign_keys = OFF")
-    conn.execute(f"DROP TABLE {table}")
-    conn.close()
+drop = drop_table
 
 
 async def test_a_store_failure_answers_internal_error(
