@@ -285,6 +285,7 @@ async def _store_health(realtime: Realtime) -> dict[str, Any]:
             error = f"{type(exc).__name__}: {exc}"
     if scope.cancelled_caught:
         error = f"no answer within {PING_TIMEOUT:g} s"
+        health.failed(TimeoutError(error))  # /metrics says so too
     if not error and health.failing:
         error = health.last_error
     if error:

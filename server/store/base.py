@@ -232,7 +232,8 @@ class Store(ABC):
     # ---- lifetime ------------------------------------------------------------------------
     @abstractmethod
     async def ping(self) -> None:
-        """Read something from the database; raises if it cannot (see :mod:`.health`)."""
+        """Read something from the database; raises if it cannot (see :mod:`.health`).
+        Unlike the other calls it may be cancelled while the database is slow to answer."""
 
     @abstractmethod
     async def aclose(self) -> None: ...

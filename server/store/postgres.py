@@ -49,18 +49,18 @@ _NOTIFICATION_COLUMNS = "id, user_id, type, title, body, link, created_at, read_
 _NOT_A_DATABASE_FAULT = (psycopg.IntegrityError, psycopg.DataError)
 
 
-def _iso(value: datetime) -> str:
+def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _project(row: Any) -> Project:
     id_, name, created_by, created_at = row
-    return Project(id_, name, created_by, _iso(created_at))
+    return Project(id_, name, created_by, iso(created_at))
 
 
 def _member(row: Any) -> Member:
     project_id, user_id, user_name, added_at = row
-    return Member(project_id, user_id, user_name, _iso(added_at))
+    return Member(project_id, user_id, user_name, iso(added_at))
 
 
 def _task(row: Any) -> Task:
@@ -73,20 +73,20 @@ def _task(row: Any) -> Task:
         status,
         assignee_id,
         created_by,
-        _iso(created),
-        _iso(updated),
+        iso(created),
+        iso(updated),
     )
 
 
 def _message(row: Any) -> Message:
     id_, project_id, user_id, user_name, body, reply_to, created_at = row
-    return Message(id_, project_id, user_id, user_name, body, reply_to, _iso(created_at))
+    return Message(id_, project_id, user_id, user_name, body, reply_to, iso(created_at))
 
 
 def _notification(row: Any) -> Notification:
     id_, user_id, type_, title, body, link, created_at, read_at = row
     return Notification(
-        id_, user_id, type_, title, body, link, _iso(created_at), read_at is not None
+        id_, user_id, type_, title, body, link, iso(created_at), read_at is not None
     )
 
 
@@ -95,6 +95,11 @@ def is_postgres_url(url: str) -> bool:
 
 
 class PostgresStore(Store):
+    #: How long a call waits for a connection when the pool has none to lend (PostgreSQL is
+    #: unreachable and the pool is reconnecting); then it fails as a database error. With as
+    #: many connections as threads, a call never waits for one otherwise.
+    wait_timeout = 3.0
+
     def __init__(self, url: str, *, max_threads: int = 4, connect_timeout: float = 10.0):
         self.url = url
         self.latency = Latency()
@@ -107,7 +112,7 @@ class PostgresStore(Store):
             max_size=max_threads,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(connect_timeout))},
             check=psycopg_pool.ConnectionPool.check_connection,
-            timeout=connect_timeout,
+            timeout=self.wait_timeout,
             open=False,
             name="store",
         )
@@ -125,7 +130,7 @@ class PostgresStore(Store):
                 store._pool.open(wait=True, timeout=store.connect_timeout)
             except psycopg_pool.PoolTimeout as exc:
                 store._pool.close()
-                raise ConnectionError(f"PostgreSQL is not reachable at {_safe(url)}") from exc
+                raise ConnectionError(f"PostgreSQL is not reachable at {safe_url(url)}") from exc
 
         await trio.to_thread.run_sync(start)
         try:
@@ -140,10 +145,18 @@ class PostgresStore(Store):
         with self._pool.connection() as conn:
             return fn(conn)
 
-    async def _run(self, op: str, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+    async def _run(
+        self,
+        op: str,
+        fn: Callable[[psycopg.Connection[Any]], T],
+        *,
+        abandon_on_cancel: bool = False,
+    ) -> T:
         start = time.perf_counter()
         try:
-            return await trio.to_thread.run_sync(self._in_thread, fn, limiter=self._limiter)
+            return await trio.to_thread.run_sync(
+                self._in_thread, fn, limiter=self._limiter, abandon_on_cancel=abandon_on_cancel
+            )
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             if not isinstance(exc, _NOT_A_DATABASE_FAULT):
                 self.health.failed(exc)
@@ -152,9 +165,12 @@ class PostgresStore(Store):
             self.latency.observe(op, time.perf_counter() - start)
 
     async def ping(self) -> None:
-        # reads a table (SELECT 1 would not notice the schema gone)
+        # reads a table (SELECT 1 would not notice the schema gone); a caller that stops
+        # waiting (/healthz's deadline) leaves the thread to finish on its own
         await self._run(
-            "ping", lambda conn: conn.execute("SELECT version FROM schema_version").fetchone()
+            "ping",
+            lambda conn: conn.execute("SELECT version FROM schema_version").fetchone(),
+            abandon_on_cancel=True,
         )
 
     async def aclose(self) -> None:
@@ -455,7 +471,7 @@ def migrate(conn: psycopg.Connection[Any]) -> int:
     return target
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """``url`` without its password, for messages."""
     try:
         info = psycopg.conninfo.conninfo_to_dict(url)

@@ -68,7 +68,7 @@ class SQLiteStore(Store):
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         store = cls(path, max_threads=max_threads)
-        await store._run("migrate", lambda conn: _prepare(conn, store.busy_timeout))
+        await store._run("migrate", lambda conn: prepare_sqlite(conn, store.busy_timeout))
         return store
 
     # ---- plumbing ------------------------------------------------------------------------
@@ -93,10 +93,14 @@ class SQLiteStore(Store):
                 conn.execute("ROLLBACK")
             self._pool.put(conn)
 
-    async def _run(self, op: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(
+        self, op: str, fn: Callable[[sqlite3.Connection], T], *, abandon_on_cancel: bool = False
+    ) -> T:
         start = time.perf_counter()
         try:
-            return await trio.to_thread.run_sync(self._in_thread, fn, limiter=self._limiter)
+            return await trio.to_thread.run_sync(
+                self._in_thread, fn, limiter=self._limiter, abandon_on_cancel=abandon_on_cancel
+            )
         except sqlite3.DatabaseError as exc:
             if not isinstance(exc, _NOT_A_DATABASE_FAULT):
                 self.health.failed(exc)
@@ -105,8 +109,13 @@ class SQLiteStore(Store):
             self.latency.observe(op, time.perf_counter() - start)
 
     async def ping(self) -> None:
-        # reads the schema from the file (SELECT 1 would touch no page of it)
-        await self._run("ping", lambda conn: conn.execute("PRAGMA schema_version").fetchone())
+        # reads the schema from the file (SELECT 1 would touch no page of it); a caller that
+        # stops waiting (/healthz's deadline) leaves the thread to finish on its own
+        await self._run(
+            "ping",
+            lambda conn: conn.execute("PRAGMA schema_version").fetchone(),
+            abandon_on_cancel=True,
+        )
 
     async def aclose(self) -> None:
         def close_all() -> None:
@@ -412,7 +421,7 @@ class SQLiteStore(Store):
             await self._run("release_deliveries", run)
 
 
-def _prepare(conn: sqlite3.Connection, busy_timeout: float = 10.0) -> int:
+def prepare_sqlite(conn: sqlite3.Connection, busy_timeout: float = 10.0) -> int:
     # Switching a fresh file to WAL takes an exclusive lock without waiting on the busy
     # handler, so a second process opening the same new file at the same moment gets
     # "database is locked" at once: retry it for as long as a busy wait would last.

@@ -5,14 +5,18 @@ lone surrogates, floods, a database that fails. The service runs inside the test
 from __future__ import annotations
 
 import re
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import socketio
 import trio
 
 from server.hub import Rate
+from tests.bridge.tcp_proxy import tcp_proxy
+from tests.postgres import postgres_database
 from tests.realtime.harness import Service, make_project, serving, token
 from tests.realtime.test_events import two_in_a_project
 from tests.realtime.test_faults import drop
@@ -231,3 +235,49 @@ async def test_rest_requests_are_limited_per_user_with_429(tmp_path: Path) -> No
             metrics = (await ada.get("/metrics")).text  # /metrics is not limited
         assert metric(metrics, 'realtime_rate_limited_total{event="rest.write"}') >= 1
         assert metric(metrics, 'realtime_rate_limited_total{event="rest.read"}') >= 1
+
+
+async def test_a_postgresql_that_goes_away_and_comes_back(tmp_path: Path) -> None:
+    """The service on PostgreSQL through a proxy that the test cuts: the server is gone for
+    the service (live connections reset, new ones refused) and then back. Meanwhile a chat
+    message gets ``Internal error`` (its connection kept), /healthz says degraded, and once
+    PostgreSQL answers again everything works without a restart."""
+    with postgres_database() as direct:
+        info = psycopg.conninfo.conninfo_to_dict(direct)
+        pg_port = int(info.get("port") or 5432)
+        async with tcp_proxy(pg_port) as proxy:
+            url = direct.replace(f":{pg_port}/", f":{proxy.port}/")
+            async with serving(tmp_path, database_url=url) as svc:
+                project, ada, bob = await two_in_a_project(svc)
+                svc.running.realtime.store.health.window = 0.5
+                try:
+                    async with svc.http() as http:
+                        assert (await http.get("/healthz")).json()["status"] == "ok"
+                        proxy.switch(free_port())  # nothing listens there: refused
+                        await proxy.cut()
+                        answer = await ada.call(
+                            "chatMessage", {"projectId": project, "message": "lost"}, timeout=30
+                        )
+                        assert answer == {"ok": False, "error": "Internal error"}
+                        health = (await http.get("/healthz")).json()
+                        assert health["status"] == "degraded", health
+                        assert health["store"]["status"] == "failing"
+                        assert metric((await http.get("/metrics")).text, "store_up") == 0
+                        assert ada.connected and bob.connected
+
+                        proxy.switch(pg_port)
+                        with trio.fail_after(30):
+                            while (await http.get("/healthz")).json()["status"] != "ok":
+                                await trio.sleep(0.2)
+                        message = {"projectId": project, "message": "back"}
+                        assert (await ada.call("chatMessage", message))["ok"]
+                        assert [m["message"] for m in await bob.next("newMessage")] == ["back"]
+                finally:
+                    await ada.disconnect()
+                    await bob.disconnect()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
