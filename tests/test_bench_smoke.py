@@ -195,3 +195,38 @@ def test_bench_cluster_quick_four_peers(tmp_path: Path) -> None:
             "latency p50, local",
             "latency p50, across Redis",
         }
+
+
+def test_bench_store_quick_both_stores(tmp_path: Path) -> None:
+    """``python -m bench.store --quick``: every operation measured on SQLite and PostgreSQL
+    (a database of the bench's own, dropped after), a table and a JSON document."""
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.store",
+            "--quick",
+            "--repeat",
+            "5",
+            "--duration",
+            "0.3",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| operation | SQLite p50 / p99 (ms) | PostgreSQL p50 / p99 (ms) |" in proc.stdout
+    (written,) = out.glob("store-*.json")
+    results = json.loads(written.read_text())["results"]
+    assert set(results) == {"sqlite", "postgres"}
+    assert results["sqlite"]["operations"].keys() == results["postgres"]["operations"].keys()
+    for store in results.values():
+        for name, row in store["operations"].items():
+            assert row["n"] == 5 and 0 < row["p50_ms"] <= row["p99_ms"], (name, row)
+        assert store["mixed"]["ops_per_s"] > 0
