@@ -1,6 +1,7 @@
 """The nginx configuration for N processes of ``python -m server`` behind one origin.
 
     python -m deploy.nginx --nodes 2 > deploy/nginx.conf        # ports 4000/4001, 4010/4011...
+    python -m deploy.nginx --node 10.0.0.11 --node 10.0.0.12     # one process per host
 
 - ``/socket.io/`` goes to the hubs, **sticky**: every request of one Engine.IO session
   (long-polling GETs and POSTs, then the WebSocket upgrade) must reach the process that holds
@@ -106,14 +107,35 @@ http {{
 """
 
 
+def parse_node(text: str) -> Node:
+    """``HOST`` (ports 4000 and 4001) or ``HOST:APP_PORT:HUB_PORT``."""
+    host, _, ports = text.partition(":")
+    if not ports:
+        return Node(host, 4000, 4001)
+    app, _, hub = ports.partition(":")
+    try:
+        return Node(host, int(app), int(hub))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected HOST or HOST:APP_PORT:HUB_PORT"
+        ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m deploy.nginx", description=__doc__)
     parser.add_argument("--nodes", type=int, default=2, help="processes (ports 4000 + 10 i)")
     parser.add_argument("--host", default="127.0.0.1", help="where the processes listen")
+    parser.add_argument(
+        "--node",
+        type=parse_node,
+        action="append",
+        metavar="HOST[:APP_PORT:HUB_PORT]",
+        help="one process on a host of its own (repeat it; instead of --nodes and --host)",
+    )
     parser.add_argument("--listen", default="127.0.0.1:8080", help="nginx's address")
     parser.add_argument("--prefix", type=Path, help="self-contained: pid, logs, temp here")
     args = parser.parse_args(argv)
-    nodes = default_nodes(args.nodes, args.host)
+    nodes = args.node or default_nodes(args.nodes, args.host)
     print(render(nodes, args.listen, args.prefix.resolve() if args.prefix else None), end="")
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,15 @@ def tokens() -> dict[str, str]:
 
 
 class ServerProcess:
-    def __init__(self, workdir: Path, redis_url: str, *extra: str) -> None:
+    """One process; ``host`` is the loopback address it listens on (127.0.0.2, 127.0.0.3...
+    stand for hosts of their own)."""
+
+    def __init__(self, workdir: Path, redis_url: str, *extra: str, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = free_port()
         self.hub_port = free_port()
-        self.app_url = f"http://127.0.0.1:{self.port}"
-        self.hub_url = f"http://127.0.0.1:{self.hub_port}"
+        self.app_url = f"http://{host}:{self.port}"
+        self.hub_url = f"http://{host}:{self.hub_port}"
         env = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "DATABASE_URL")}
         env.update(
             JWT_SECRET=SECRET,
@@ -48,6 +53,8 @@ class ServerProcess:
                 "-m",
                 "server",
                 "--dev",
+                "--host",
+                host,
                 "--port",
                 str(self.port),
                 "--hub-port",
@@ -95,12 +102,16 @@ class ServerProcess:
         self.log.close()
 
 
-def start_cluster(workdir: Path, redis_url: str, count: int, *extra: str) -> list[ServerProcess]:
-    """Start ``count`` processes one after the other (the first seeds the database)."""
+def start_cluster(
+    workdir: Path, redis_url: str, count: int, *extra: str, hosts: Sequence[str] = ()
+) -> list[ServerProcess]:
+    """Start ``count`` processes one after the other (the first seeds the database), the
+    i-th on ``hosts[i]`` if given."""
     started: list[ServerProcess] = []
     try:
-        for _ in range(count):
-            server = ServerProcess(workdir, redis_url, *extra)
+        for i in range(count):
+            host = hosts[i] if hosts else "127.0.0.1"
+            server = ServerProcess(workdir, redis_url, *extra, host=host)
             started.append(server)
             server.wait_serving()
     except BaseException:

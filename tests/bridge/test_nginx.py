@@ -4,6 +4,7 @@ the sticky hash, and a REST call on one process reaching the clients of both."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -19,10 +20,12 @@ import pytest
 import trio
 
 from deploy.nginx import Node, default_nodes, render
+from deploy.nginx import main as nginx_main
 from tests.bridge.cluster import ServerProcess, start_cluster, tokens
 from tests.bridge.proxied import ProxiedClient
 from tests.bridge.redis_server import RedisServer
 from tests.node_harness import free_port, stop_process
+from tests.postgres import postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -35,15 +38,42 @@ def test_deploy_config_is_the_rendered_one() -> None:
     assert (ROOT / "deploy" / "nginx.conf").read_text() == render(default_nodes(2))
 
 
-@pytest.fixture
-def cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[str, list[ServerProcess]]]:
+def test_nodes_on_hosts_of_their_own(capsys: pytest.CaptureFixture[str]) -> None:
+    nginx_main(["--node", "10.0.0.11", "--node", "10.0.0.12:5000:5001"])
+    text = capsys.readouterr().out
+    hub = text.split("upstream hub {")[1].split("}")[0]
+    app = text.split("upstream app {")[1].split("}")[0]
+    assert "server 10.0.0.11:4001;" in hub and "server 10.0.0.12:5001;" in hub
+    assert "server 10.0.0.11:4000;" in app and "server 10.0.0.12:5000;" in app
+
+
+@pytest.fixture(params=["one-host-sqlite", "two-hosts-postgres"])
+def cluster(
+    request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[tuple[str, list[ServerProcess]]]:
+    """Two processes behind nginx: on one host sharing a SQLite file, or as two hosts would
+    run them (each on a loopback address of its own) on one PostgreSQL database."""
+    with contextlib.ExitStack() as stack:
+        extra: tuple[str, ...] = ()
+        hosts: tuple[str, ...] = ()
+        if request.param == "two-hosts-postgres":
+            extra = ("--database-url", stack.enter_context(postgres_database()))
+            hosts = ("127.0.0.2", "127.0.0.3")
+        yield from _behind_nginx(redis_server, tmp_path, extra, hosts)
+
+
+def _behind_nginx(
+    redis_server: RedisServer, tmp_path: Path, extra: tuple[str, ...], hosts: tuple[str, ...]
+) -> Iterator[tuple[str, list[ServerProcess]]]:
     listen_port = free_port()
     origin = f"http://127.0.0.1:{listen_port}"
-    servers = start_cluster(tmp_path, redis_server.url, 2, "--cors-origins", origin)
+    servers = start_cluster(
+        tmp_path, redis_server.url, 2, "--cors-origins", origin, *extra, hosts=hosts
+    )
     prefix = tmp_path / "nginx"
     (prefix / "tmp").mkdir(parents=True)
     os.chmod(prefix / "tmp", 0o777)  # nginx's workers drop root and write temp files here
-    nodes = [Node("127.0.0.1", s.port, s.hub_port) for s in servers]
+    nodes = [Node(s.host, s.port, s.hub_port) for s in servers]
     (prefix / "nginx.conf").write_text(render(nodes, f"127.0.0.1:{listen_port}", prefix))
     assert NGINX is not None
     proc = subprocess.Popen(

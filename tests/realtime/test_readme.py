@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from tests.node_harness import NODE_DIR, LineReader, node_deps_installed, node_executable
-from tests.realtime.harness import Service, serving
+from tests.realtime.harness import STORES, Service, serving_on
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,8 +38,10 @@ def on_ports(code: str, svc: Service) -> str:
 @pytest.mark.skipif(
     node_executable() is None or not node_deps_installed(), reason="needs node and npm ci"
 )
-async def test_the_readme_walkthrough(tmp_path: Path) -> None:
-    async with serving(tmp_path, dev=True) as svc:
+@pytest.mark.parametrize("store", STORES)
+async def test_the_readme_walkthrough(store: str, tmp_path: Path) -> None:
+    """On SQLite and on PostgreSQL: the walkthrough reads the same on both."""
+    async with serving_on(store, tmp_path, dev=True) as svc:
         bob = await trio.to_thread.run_sync(
             lambda: subprocess.Popen(
                 [sys.executable, "-u", "-c", on_ports(readme_block("# bob.py"), svc)],
