@@ -30,7 +30,9 @@ __all__ = [
     "AckCollector",
     "Adapter",
     "AdapterFactory",
+    "AllAcks",
     "BroadcastOptions",
+    "ChildrenAdapter",
     "LocalAcks",
     "LocalAdapter",
     "SocketEmitter",
@@ -147,6 +149,10 @@ class Adapter(Protocol):
     async def server_side_emit_with_ack(
         self, event: str, args: list[Any], timeout: float
     ) -> list[Any]: ...
+
+    def close(self) -> None:
+        """The namespace is gone (a dynamic namespace's child, dropped): stop listening for
+        it (a cluster adapter's subscriptions) and forget its rooms."""
 
 
 #: How a namespace gets its adapter: ``factory(emitter, recovery)``.
@@ -280,6 +286,8 @@ class LocalAdapter:
     def broadcast_with_ack(
         self, packet: sio.Packet, opts: BroadcastOptions, timeout: float
     ) -> LocalAcks:
+        # ``timeout`` is for cluster adapters (how long other nodes are waited for); the
+        # caller stops waiting for this node's sockets itself
         assert packet.id is not None, "a broadcast with acks has an ack id"
         acks = LocalAcks(self.emitter, packet.id)
         acks.send(self.selected(opts), Wire.messages(sio.encode(packet)))
@@ -316,3 +324,102 @@ class LocalAdapter:
         self, event: str, args: list[Any], timeout: float
     ) -> list[Any]:
         return []
+
+    def close(self) -> None:
+        self.rooms.clear()
+        self.sids.clear()
+
+
+class AllAcks:
+    """Several collectors as one (a parent namespace's broadcast, one per child)."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: list[AckCollector]) -> None:
+        self._parts = parts
+
+    @property
+    def responses(self) -> list[Any]:
+        return [value for part in self._parts for value in part.responses]
+
+    @property
+    def missing(self) -> int:
+        return sum(part.missing for part in self._parts)
+
+    async def wait(self) -> None:
+        for part in self._parts:
+            await part.wait()
+
+    def forget(self) -> None:
+        for part in self._parts:
+            part.forget()
+
+
+class ChildrenAdapter:
+    """The adapter of a parent namespace (dynamic namespaces): no sockets or rooms of its
+    own; what is asked of it is asked of each child's adapter, the packet named for the
+    child, as socket.io's ``ParentBroadcastAdapter`` does for broadcasts. ``children()``
+    lists ``(name, adapter)`` of the children that exist now."""
+
+    __slots__ = ("_children",)
+
+    recovery = None
+
+    def __init__(self, children: Callable[[], list[tuple[str, Adapter]]]) -> None:
+        self._children = children
+
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        return None
+
+    def delete(self, sid: str, room: str) -> None:
+        return None
+
+    def delete_all(self, sid: str) -> None:
+        return None
+
+    def socket_rooms(self, sid: str) -> set[str]:
+        return set()
+
+    def broadcast(self, packet: sio.Packet, opts: BroadcastOptions) -> int:
+        return sum(
+            adapter.broadcast(replace(packet, nsp=name), opts)
+            for name, adapter in self._children()
+        )
+
+    def broadcast_with_ack(
+        self, packet: sio.Packet, opts: BroadcastOptions, timeout: float
+    ) -> AllAcks:
+        return AllAcks(
+            [
+                adapter.broadcast_with_ack(replace(packet, nsp=name), opts, timeout)
+                for name, adapter in self._children()
+            ]
+        )
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketLike]:
+        return [s for _, adapter in self._children() for s in await adapter.fetch_sockets(opts)]
+
+    async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = tuple(rooms)
+        for _, adapter in self._children():
+            await adapter.add_sockets(opts, rooms)
+
+    async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = tuple(rooms)
+        for _, adapter in self._children():
+            await adapter.del_sockets(opts, rooms)
+
+    async def disconnect_sockets(self, opts: BroadcastOptions, close: bool = False) -> None:
+        for _, adapter in self._children():
+            await adapter.disconnect_sockets(opts, close)
+
+    def server_side_emit(self, event: str, args: list[Any]) -> None:
+        return None  # a parent is no namespace of the cluster's: its children are
+
+    async def server_side_emit_with_ack(
+        self, event: str, args: list[Any], timeout: float
+    ) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        return None

@@ -6,9 +6,10 @@ their number is capped, per client address and in all (at most a quarter of the 
 file descriptor limit). Past a cap the oldest waiting one is closed to make room, so a
 client that floods handshakes only ever evicts its own connections.
 
-The timeouts are one :class:`~server.hub.engine.deadlines.Deadlines` queue (the one the
-heartbeat uses too): every connection has the same timeout, so they fall due in the order
-connections arrived, and no connection carries a timer of its own.
+The timeouts are one :class:`~server.hub.engine.deadlines.Deadlines` queue (the class the
+heartbeat's queue is too, each with a task of its own): every connection has the same
+timeout, so they fall due in the order connections arrived, and no connection carries a
+timer of its own.
 """
 
 from __future__ import annotations

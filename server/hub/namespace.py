@@ -9,6 +9,7 @@ adapter reaches sockets through (:class:`~server.hub.adapter.SocketEmitter`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -18,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 import trio
 
-from server.hub.adapter import Adapter, AdapterFactory, SocketLike
+from server.hub.adapter import Adapter, AdapterFactory, ChildrenAdapter, SocketLike
 from server.hub.broadcast import BroadcastOperator
 from server.hub.config import HubConfig
 from server.hub.engine import Wire
@@ -80,7 +81,9 @@ class Namespace:
         self._server_side: dict[str, Handler] = {}
         #: Sockets with listeners of their outgoing packets (see Socket.on_any_outgoing).
         self._outgoing: set[Socket] = set()
-        self._ack_id = 0
+        #: Ack ids of the packets this namespace sends (shared with a parent's children, so
+        #: a socket never waits for two acks of one id).
+        self._ack_ids = itertools.count()
         #: Where work of the namespace's own runs (``async`` server-side handlers).
         self._tasks: trio.Nursery | None = None
         #: Called when the last socket leaves (a dynamic namespace's child goes then).
@@ -172,9 +175,7 @@ class Namespace:
         return self._incoming
 
     def next_ack_id(self) -> int:
-        ack_id = self._ack_id
-        self._ack_id += 1
-        return ack_id
+        return next(self._ack_ids)
 
     # ---- a socket's life -------------------------------------------------------------------
     async def connect(self, client: NamespaceClient, auth: dict[str, Any]) -> None:
@@ -304,7 +305,10 @@ class Namespace:
         if handler is None:
             return
         try:
-            await call(handler.fn, socket, reason)
+            if handler.is_async:
+                await handler.fn(socket, reason)
+            else:
+                handler.fn(socket, reason)
         except Exception:
             self.stats["handler_errors"] += 1
             log.exception("%s handler of %s failed", event, self.name)
@@ -474,7 +478,10 @@ class ParentNamespace(Namespace):
     (a regular expression that matches it whole, or a function ``(name, auth) -> bool``,
     plain or ``async``), a child namespace is made. Every child shares this parent's
     handlers and middlewares, registered before or after; it has rooms and sockets of its
-    own. Emitting on the parent emits on every child.
+    own, and is what ``hub.of(name)`` returns for its name. What is sent or asked through the
+    parent (``emit``, ``to(room)``, ``except_``, ``volatile``, acks, ``fetch_sockets``,
+    ``sockets_join``...) is done in every child (Node does the broadcasts; its
+    ``fetchSockets`` on a parent throws).
 
     With ``cleanup_empty_children`` (Node's ``cleanupEmptyChildNamespaces``) a child is
     dropped when its last socket leaves, so clients asking for ever new names cannot make
@@ -491,11 +498,20 @@ class ParentNamespace(Namespace):
         cleanup_empty_children: bool = False,
     ) -> None:
         label = matcher.pattern if isinstance(matcher, re.Pattern) else repr(matcher)
-        super().__init__(f"/<{label}>", config, stats, adapter_factory)
         self.matcher = matcher
         self.children: dict[str, Namespace] = {}
         self.cleanup_empty_children = cleanup_empty_children
         self._adapter_factory = adapter_factory
+        # the parent has no sockets and no channels of its own: its adapter is its children's
+        super().__init__(
+            f"/<{label}>",
+            config,
+            stats,
+            lambda _emitter, _recovery: ChildrenAdapter(self._child_adapters),
+        )
+
+    def _child_adapters(self) -> list[tuple[str, Adapter]]:
+        return [(name, child.adapter) for name, child in self.children.items()]
 
     async def allows(self, name: str, auth: dict[str, Any]) -> bool:
         matcher = self.matcher
@@ -513,6 +529,7 @@ class ParentNamespace(Namespace):
             nsp._middlewares = self._middlewares
             nsp._incoming = self._incoming
             nsp._server_side = self._server_side
+            nsp._ack_ids = self._ack_ids
             nsp.serve_tasks(self._tasks)
             if self.cleanup_empty_children:
                 nsp._on_empty = self._drop
@@ -522,11 +539,9 @@ class ParentNamespace(Namespace):
     def _drop(self, child: Namespace) -> None:
         if self.children.get(child.name) is child:
             del self.children[child.name]
+            child.adapter.close()  # its subscriptions, with a cluster adapter
 
     def serve_tasks(self, nursery: trio.Nursery | None) -> None:
         super().serve_tasks(nursery)
         for child in self.children.values():
             child.serve_tasks(nursery)
-
-    def emit(self, event: str, *args: Any) -> int:
-        return sum(child.emit(event, *args) for child in list(self.children.values()))

@@ -75,7 +75,8 @@ class Hub:
         *,
         cleanup_empty_children: bool = False,
     ) -> Namespace:
-        """The namespace called ``name``, made on first use (the same object each time).
+        """The namespace called ``name``, made on first use (the same object each time; a
+        dynamic namespace's child of that name, if one exists).
 
         A regular expression or a function ``(name, auth) -> bool`` gives a
         :class:`~server.hub.namespace.ParentNamespace`: namespaces made on demand when a
@@ -96,7 +97,7 @@ class Hub:
             return parent
         if not name.startswith("/"):
             name = "/" + name
-        nsp = self.namespaces.get(name)
+        nsp = self.namespaces.get(name) or self._child(name)
         if nsp is None:
             nsp = self.namespaces[name] = Namespace(
                 name, self.config, self.stats, self.adapter_factory
@@ -104,15 +105,20 @@ class Hub:
             nsp.serve_tasks(self._tasks)
         return nsp
 
-    async def _namespace_for(self, name: str, auth: dict[str, Any]) -> Namespace | None:
-        """The namespace a CONNECT asks for: an existing one, or a dynamic one's child."""
-        nsp = self.namespaces.get(name)
-        if nsp is not None:
-            return nsp
-        for parent in list(self._parents.values()):
+    def _child(self, name: str) -> Namespace | None:
+        """A dynamic namespace's child called ``name``, if one exists."""
+        for parent in self._parents.values():
             child = parent.children.get(name)
             if child is not None:
                 return child
+        return None
+
+    async def _namespace_for(self, name: str, auth: dict[str, Any]) -> Namespace | None:
+        """The namespace a CONNECT asks for: an existing one, or a dynamic one's child."""
+        nsp = self.namespaces.get(name) or self._child(name)
+        if nsp is not None:
+            return nsp
+        for parent in list(self._parents.values()):
             try:
                 allowed = await parent.allows(name, auth)
             except Exception:

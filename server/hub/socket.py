@@ -131,7 +131,7 @@ class Socket:
     recovery_base: Any = field(default=0, repr=False)
     _acks: dict[int, _AckWaiter] = field(default_factory=dict, repr=False)
     _use: list[IncomingMiddleware] = field(default_factory=list, repr=False)
-    _any: list[Callable[..., Any]] = field(default_factory=list, repr=False)
+    _any: list[Handler] = field(default_factory=list, repr=False)
     _any_outgoing: list[Callable[..., Any]] = field(default_factory=list, repr=False)
 
     # ---- rooms -------------------------------------------------------------------------
@@ -153,19 +153,21 @@ class Socket:
         """Run ``middleware(socket, event, args)`` before the handlers of each event this
         socket receives (after the namespace's ``use_incoming`` ones). Raise
         :class:`~server.hub.errors.EventRefused` to refuse the event: its ack gets the
-        refusal's ``answer``, and the namespace's ``error`` handler, if any, is called with
-        ``(socket, refusal)``, as socket.io's ``socket.use`` emits ``error``."""
+        refusal's ``answer``. A middleware that fails otherwise refuses the event too (logged,
+        counted). Either way the namespace's ``error`` handler, if any, is called with
+        ``(socket, error)``, as socket.io's ``socket.use`` emits ``error`` for ``next(err)``."""
         self._use.append(middleware)
         return middleware
 
     def on_any(self, listener: Callable[..., Any]) -> Callable[..., Any]:
-        """Call ``listener(event, *args)`` for every event this socket receives."""
-        self._any.append(listener)
+        """Call ``listener(event, *args)`` for every event this socket receives (plain or
+        ``async``, as a handler)."""
+        self._any.append(Handler.of(listener))
         return listener
 
     def off_any(self, listener: Callable[..., Any] | None = None) -> None:
         """Remove ``listener``, or every catch-all listener."""
-        _remove(self._any, listener)
+        self._any[:] = [h for h in self._any if listener is not None and h.fn != listener]
 
     def on_any_outgoing(self, listener: Callable[..., Any]) -> Callable[..., Any]:
         """Call ``listener(event, *args)`` for every event sent to this socket, broadcasts
@@ -332,7 +334,7 @@ class Socket:
             return
         client = self.client
         for listener in self._any:
-            await client.run(Handler.of(listener), (event, *args), self, None, event)
+            await client.run(listener, (event, *args), self, None, event)
         for catch_all in nsp.any_handlers:
             await client.run(catch_all, (self, event, *args), self, None, event)
         handler = nsp.handler_for(event)
@@ -350,9 +352,7 @@ class Socket:
                 stats["events_refused"] += 1
                 if ack_id is not None and refusal.answer is not None:
                     self.answer(ack_id, refusal.answer)
-                on_error = self.nsp.handler_for("error")
-                if on_error is not None:
-                    await self.client.run(on_error, (self, refusal), self, None, "error")
+                await self._error(refusal)
                 if refusal.disconnect:
                     log.info(
                         "socket %s: %r refused (%s): disconnecting it",
@@ -362,11 +362,18 @@ class Socket:
                     )
                     await self.disconnect()
                 return False
-            except Exception:
+            except Exception as error:
                 stats["handler_errors"] += 1
                 log.exception("incoming middleware of %s failed on %r", self.nsp.name, event)
+                await self._error(error)
                 return False
         return True
+
+    async def _error(self, error: Exception) -> None:
+        """The namespace's ``error`` handler, if any, hears of a refused event."""
+        on_error = self.nsp.handler_for("error")
+        if on_error is not None:
+            await self.client.run(on_error, (self, error), self, None, "error")
 
 
 def _remove(listeners: list[Callable[..., Any]], listener: Callable[..., Any] | None) -> None:

@@ -295,3 +295,36 @@ async def test_publishes_are_batched_from_a_bounded_queue_on_the_rooms_channel(
             while message is None:
                 message = await seen.get_message()
         assert message["channel"] == b"socket.io#/#"
+
+
+@pytest.mark.parametrize("mode", ["pubsub", "streams"])
+async def test_a_dropped_dynamic_child_leaves_redis(redis_server: RedisServer, mode: str) -> None:
+    """With ``cleanup_empty_children``, a child whose last socket left is dropped with its
+    cluster adapter: its channels are unsubscribed and the bridge forgets it, so clients
+    asking for ever new names make nothing pile up in Redis; a later client of the same
+    name gets a child that is subscribed again, and broadcasts still cross nodes."""
+    import re
+
+    def numsub(channel: str) -> bytes:
+        return redis_server.command("PUBSUB", "NUMSUB", channel)
+
+    async with (
+        bridged_node(redis_server.url, mode=mode) as one,
+        bridged_node(redis_server.url, mode=mode) as two,
+    ):
+        for node in (one, two):
+            node.hub.of(re.compile(r"^/team-\d+$"), cleanup_empty_children=True)
+        # a channel every node subscribes for the namespace
+        request = "socket.io-request#/team-1#" if mode == "pubsub" else "socket.io#/team-1#"
+        patterns = redis_server.command("PUBSUB", "NUMPAT")  # the main namespaces'
+        async with raw_client(one.url, nsp="/team-1"):
+            await wait_for(lambda: numsub(request).endswith(b":1\r\n"))
+            assert "/team-1" in one.bridge.adapters
+        await wait_for(lambda: numsub(request).endswith(b":0\r\n"))
+        assert "/team-1" not in one.bridge.adapters
+        assert redis_server.command("PUBSUB", "NUMPAT") == patterns
+
+        async with raw_client(one.url, nsp="/team-1") as a, raw_client(two.url, nsp="/team-1"):
+            await wait_for(lambda: numsub(request).endswith(b":2\r\n"))
+            two.hub.of("/team-1").emit("news", "across")
+            assert await a.receive_event("news") == ["across"]

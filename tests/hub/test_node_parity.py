@@ -251,3 +251,129 @@ async def test_empty_children_can_be_dropped_so_names_do_not_pile_up() -> None:
         await trio.to_thread.run_sync(visit, names)
         await until(lambda: not dropped.children)
     assert sorted(kept.children) == ["/kept-0", "/kept-1", "/kept-2"]  # Node's default
+
+
+async def test_a_parent_acts_on_every_child_and_of_finds_a_child() -> None:
+    """``hub.of(name)`` is the child of that name, as Node's ``io.of`` is once a parent made
+    it; what the parent is asked (rooms, except, acks, fetch, join) is done in every child.
+    python-socketio's clients, on two children."""
+    hub = Hub()
+    teams = hub.of(re.compile(r"^/team-\d+$"))
+
+    @teams.on("connect")
+    def on_connect(socket: Socket) -> None:
+        socket.join(socket.handshake.auth["room"])
+
+    async with serving(hub) as url:
+
+        def connect(name: str, nsp: str, room: str) -> tuple[socketio.Client, list[Any]]:
+            got: list[Any] = []
+            client = socketio.Client(reconnection=False)
+            client.on("*", lambda event, *args: got.append((event, *args)), namespace=nsp)
+            client.on("question", lambda: f"answer of {name}", namespace=nsp)
+            client.connect(
+                url,
+                namespaces=[nsp],
+                auth={"room": room},
+                transports=["websocket"],
+                wait_timeout=5,
+            )
+            return client, got
+
+        (a, a_got), (b, b_got), (c, c_got) = [
+            await trio.to_thread.run_sync(connect, name, nsp, room)
+            for name, nsp, room in (
+                ("a", "/team-1", "red"),
+                ("b", "/team-2", "red"),
+                ("c", "/team-2", "blue"),
+            )
+        ]
+        try:
+            await until(lambda: len(teams.children) == 2 and len(hub.of("/team-2").sockets) == 2)
+            assert hub.of("/team-2") is teams.children["/team-2"]
+            assert "/team-2" not in hub.namespaces
+            assert hub.of("/team-2").emit("two", 2) == 2  # the child's own sockets
+            assert teams.to("red").emit("red", 1) == 2
+            assert teams.except_("red").emit("not-red", 0) == 1
+            assert teams.volatile.emit("volatile") == 3
+            answers = await teams.timeout(5).emit_with_ack("question")
+            assert sorted(answers) == ["answer of a", "answer of b", "answer of c"]
+            assert len(await teams.fetch_sockets()) == 3
+            await teams.in_("blue").sockets_join("green")
+            assert teams.to("green").emit("green") == 1
+            await until(lambda: sum(len(g) for g in (a_got, b_got, c_got)) >= 9)
+            assert [e[0] for e in a_got] == ["red", "volatile"]
+            assert [e[0] for e in b_got] == ["two", "red", "volatile"]
+            assert [e[0] for e in c_got] == ["two", "not-red", "volatile", "green"]
+        finally:
+            for client in (a, b, c):
+                await trio.to_thread.run_sync(client.disconnect)
+
+
+async def test_socket_use_that_fails_refuses_the_event_and_the_error_handler_hears() -> None:
+    """A middleware of ``socket.use`` that raises any exception (Node: ``next(err)``) refuses
+    the event, and the namespace's ``error`` handler gets the exception."""
+    hub = Hub()
+    errors: list[Exception] = []
+    said: list[str] = []
+
+    @hub.on("connect")
+    def on_connect(socket: Socket) -> None:
+        @socket.use
+        async def checks(socket: Socket, event: str, args: tuple[Any, ...]) -> None:
+            if args == ("bad",):
+                raise ValueError("bad input")
+
+    @hub.on("error")
+    def on_error(socket: Socket, error: Exception) -> None:
+        errors.append(error)
+
+    @hub.on("say")
+    def say(socket: Socket, text: str) -> str:
+        said.append(text)
+        return text
+
+    async with serving(hub) as url:
+
+        def scenario() -> Any:
+            client = python_client(url)
+            try:
+                client.emit("say", "bad")
+                return client.call("say", "good", timeout=5)
+            finally:
+                client.disconnect()
+
+        assert await trio.to_thread.run_sync(scenario) == "good"
+    assert said == ["good"]
+    assert [type(e) for e in errors] == [ValueError] and str(errors[0]) == "bad input"
+    assert hub.stats["handler_errors"] == 1
+
+
+async def test_catch_all_listeners_of_a_socket_may_be_async() -> None:
+    hub = Hub()
+    heard: list[tuple[str, Any]] = []
+
+    @hub.on("connect")
+    def on_connect(socket: Socket) -> None:
+        async def listener(event: str, *args: Any) -> None:
+            await trio.sleep(0)
+            heard.append((event, *args))
+
+        socket.on_any(listener)
+
+    @hub.on("ping")
+    def ping(socket: Socket, n: int) -> int:
+        return n
+
+    async with serving(hub) as url:
+
+        def scenario() -> Any:
+            client = python_client(url)
+            try:
+                return client.call("ping", 7, timeout=5)
+            finally:
+                client.disconnect()
+
+        assert await trio.to_thread.run_sync(scenario) == 7
+    await until(lambda: heard)
+    assert heard == [("ping", 7)]

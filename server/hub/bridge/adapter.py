@@ -148,9 +148,12 @@ class RedisAdapter:
         key: str = wire.DEFAULT_KEY,
         request_timeout: float = 5.0,
         stats: Counter[str] | None = None,
+        on_close: Callable[[RedisAdapter], None] | None = None,
     ) -> None:
         self.local = LocalAdapter(emitter, recovery)
         self.emitter = emitter
+        #: Told when :meth:`close` is called (the bridge forgets the adapter then).
+        self.on_close = on_close
         self.driver = driver
         self.uid = uid
         self.request_timeout = request_timeout
@@ -322,6 +325,18 @@ class RedisAdapter:
     def _went_down(self) -> None:
         for pending in self._pending.values():
             pending.done.set()
+
+    def close(self) -> None:
+        """The namespace is gone: its channels are unsubscribed, what waits is ended."""
+        channels = self.channels
+        self.driver.punsubscribe(channels.pattern)
+        for channel in (channels.request, channels.response, channels.response_for(self.uid)):
+            self.driver.unsubscribe(channel)
+        self.driver.off_down(self._went_down)
+        self._went_down()
+        self.local.close()
+        if self.on_close is not None:
+            self.on_close(self)
 
     # ---- what other nodes send ---------------------------------------------------------
     def _on_broadcast(self, channel: str, body: bytes) -> None:

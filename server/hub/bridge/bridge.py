@@ -118,6 +118,7 @@ class Bridge:
                 prefix=self.key,
                 request_timeout=self.request_timeout,
                 stats=self.stats,
+                on_close=self._closed,
             )
         else:
             adapter = RedisAdapter(
@@ -128,11 +129,18 @@ class Bridge:
                 key=self.key,
                 request_timeout=self.request_timeout,
                 stats=self.stats,
+                on_close=self._closed,
             )
         self.adapters[emitter.name] = adapter
         if isinstance(emitter, Namespace):
             self._namespaces[emitter.name] = emitter
         return adapter
+
+    def _closed(self, adapter: RedisAdapter | StreamsAdapter) -> None:
+        name = adapter.emitter.name
+        if self.adapters.get(name) is adapter:
+            del self.adapters[name]
+            self._namespaces.pop(name, None)
 
     # ---- status --------------------------------------------------------------------------
     @property

@@ -209,6 +209,9 @@ class RedisDriver:
         self._channels: dict[str, MessageCallback] = {}
         self._patterns: dict[str, MessageCallback] = {}
         self._followers: dict[str, StreamFollower] = {}
+        #: Subscription changes for the connection, applied in order by one task.
+        self._changes: deque[tuple[Any, Sequence[str], Sequence[str]]] = deque()
+        self._changing = False
         self._append_sha: str | None = None
         #: Milliseconds to add to this host's clock to get Redis's (measured on connecting).
         self.clock_skew_ms = 0.0
@@ -230,6 +233,16 @@ class RedisDriver:
         self._patterns[pattern] = callback
         self._resubscribe(patterns=[pattern])
 
+    def unsubscribe(self, channel: str) -> None:
+        """Stop listening on ``channel`` (see :meth:`subscribe`)."""
+        if self._channels.pop(channel, None) is not None:
+            self._later(self._unsubscribe, [channel], [])
+
+    def punsubscribe(self, pattern: str) -> None:
+        """Stop listening on the channels of ``pattern`` (see :meth:`psubscribe`)."""
+        if self._patterns.pop(pattern, None) is not None:
+            self._later(self._unsubscribe, [], [pattern])
+
     def follow(self, stream: str, follower: StreamFollower) -> None:
         """Read every entry appended to ``stream`` (by any node) from now on, in order."""
         self._followers[stream] = follower
@@ -239,6 +252,10 @@ class RedisDriver:
     def on_down(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` each time the connection to Redis is lost."""
         self._on_down.append(callback)
+
+    def off_down(self, callback: Callable[[], None]) -> None:
+        if callback in self._on_down:
+            self._on_down.remove(callback)
 
     def on_peers(self, callback: Callable[[int, int], None]) -> None:
         """Call ``callback(before, now)`` when the count of nodes listening with us changes
@@ -252,8 +269,31 @@ class RedisDriver:
                 callback(before, count)
 
     def _resubscribe(self, channels: Sequence[str] = (), patterns: Sequence[str] = ()) -> None:
-        if self._connection is not None and self._pubsub is not None:
-            self._connection.start_soon(self._subscribe, self._pubsub, channels, patterns)
+        self._later(self._subscribe, channels, patterns)
+
+    def _later(
+        self,
+        change: Callable[[Any, Sequence[str], Sequence[str]], Awaitable[None]],
+        channels: Sequence[str],
+        patterns: Sequence[str],
+    ) -> None:
+        """Change the subscriptions of the connection, if there is one now (the next one
+        subscribes to what is registered then); one task applies the changes in order, so an
+        unsubscribe and a subscribe of one channel never swap."""
+        if self._connection is None or self._pubsub is None:
+            return
+        self._changes.append((change, channels, patterns))
+        if not self._changing:
+            self._changing = True
+            self._connection.start_soon(self._apply_changes, self._pubsub)
+
+    async def _apply_changes(self, pubsub: Any) -> None:
+        try:
+            while self._changes:
+                change, channels, patterns = self._changes.popleft()
+                await change(pubsub, channels, patterns)
+        finally:
+            self._changing = False
 
     @staticmethod
     async def _subscribe(pubsub: Any, channels: Sequence[str], patterns: Sequence[str]) -> None:
@@ -261,6 +301,13 @@ class RedisDriver:
             await pubsub.psubscribe(*patterns)
         if channels:
             await pubsub.subscribe(*channels)
+
+    @staticmethod
+    async def _unsubscribe(pubsub: Any, channels: Sequence[str], patterns: Sequence[str]) -> None:
+        if patterns:
+            await pubsub.punsubscribe(*patterns)
+        if channels:
+            await pubsub.unsubscribe(*channels)
 
     # ---- status ------------------------------------------------------------------------------
     async def wait_connected(self) -> None:
@@ -371,6 +418,7 @@ class RedisDriver:
         self.healthy = False
         self._connected = trio.Event()
         self._client = self._pubsub = self._connection = None
+        self._changes.clear()  # the next connection subscribes to what is registered then
         # the batch the connection broke under may not have reached Redis: again, first
         if self._inflight:
             self.stats["publish_resent"] += len(self._inflight)

@@ -548,9 +548,12 @@ class StreamsAdapter:
         prefix: str = streams.DEFAULT_PREFIX,
         request_timeout: float = 5.0,
         stats: Counter[str] | None = None,
+        on_close: Callable[[StreamsAdapter], None] | None = None,
     ) -> None:
         self.local = LocalAdapter(emitter, None)
         self.emitter = emitter
+        #: Told when :meth:`close` is called (the bridge forgets the adapter then).
+        self.on_close = on_close
         self.nsp = emitter.name
         self.log = log
         self.driver = log.driver
@@ -742,6 +745,19 @@ class StreamsAdapter:
     def _went_down(self) -> None:
         for pending in self._pending.values():
             pending.done.set()
+
+    def close(self) -> None:
+        """The namespace is gone: its channels are unsubscribed, its stream entries no
+        longer read, what waits is ended."""
+        self.driver.unsubscribe(self.public)
+        self.driver.unsubscribe(self.private)
+        self.driver.off_down(self._went_down)
+        if self.log.adapters.get(self.nsp) is self:
+            del self.log.adapters[self.nsp]
+        self._went_down()
+        self.local.close()
+        if self.on_close is not None:
+            self.on_close(self)
 
     # ---- what the others send ------------------------------------------------------------------
     def on_entry(self, message: ClusterMessage) -> None:

@@ -48,10 +48,6 @@ CLOSE_FLUSH_TIMEOUT = 5.0
 READ_SLICE = 128
 
 
-class PayloadTooLarge(Exception):
-    pass
-
-
 class WebSocketTransport:
     name = "websocket"
 
