@@ -15,7 +15,7 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from server.hub.engine import polling
+from server.hub.engine import Wire, polling
 from server.hub.engine.state import State
 
 from .memory import (
@@ -394,3 +394,23 @@ async def test_a_failing_handler_ends_its_session_and_nothing_else(
         assert mem.server.totals()["connection_errors"] == 1
         assert (await mem.post(other, "4fine")).status == 200
         assert (await mem.get(other)).text == "4fine"
+
+
+async def test_a_get_carries_at_most_max_payload_and_the_next_the_rest(
+    autojump_clock: MockClock,
+) -> None:
+    """3 MB queued for a polling client: each GET answers with at most ``max_payload``
+    bytes of packets (the copy a response makes stays bounded), in order, none lost."""
+    async with memory_engine() as mem:
+        sid = await mem.open()
+        session = mem.session(sid)
+        blob = "y" * 100_000
+        for n in range(30):
+            assert session.send(Wire.messages([f"{n}:{blob}"]))
+        got: list[str] = []
+        while len(got) < 30:
+            response = await mem.get(sid)
+            assert response.status == 200
+            assert len(response.body) <= CONFIG.max_payload + 100_010
+            got += [record[1:].split(":")[0] for record in response.text.split("\x1e")]
+        assert got == [str(n) for n in range(30)]

@@ -357,3 +357,52 @@ async def test_close_all_tells_every_client(autojump_clock: MockClock) -> None:
         assert (refused.status, refused.json()) == (400, BAD_REQUEST)
         refusal = await Ws.handshake(mem.connect(), target(None, "websocket"))
         assert isinstance(refusal, Response) and refusal.status == 400
+
+
+class _Recorder(trio.abc.Stream):
+    """The server's side of a stream, recording how much each write carried."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.writes: list[int] = []
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(len(data))
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_backlog_is_written_in_bounded_batches(autojump_clock: MockClock) -> None:
+    """A client that does not read has 5 MB queued: the writer copies at most
+    ``WRITE_BATCH`` of it into one write at a time; the rest stays in the queue, counted
+    against its bound, and everything arrives in order once the client reads."""
+    from server.hub.engine import EngineServer
+    from server.hub.engine.websocket import WRITE_BATCH
+
+    server = EngineServer(CONFIG, Echo)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run_sessions)
+        client, served = trio.testing.lockstep_stream_pair()  # a write waits for the reader
+        recorder = _Recorder(served)
+        nursery.start_soon(server.handle_stream, recorder, None)
+        ws = await Ws.handshake(client, target(transport="websocket"))
+        assert isinstance(ws, Ws)
+        sid = handshake_of(await ws.recv())["sid"]
+        session = server.sessions[sid]
+        blob = "x" * 50_000
+        for n in range(100):
+            assert session.send(Wire.messages([f"{n}:{blob}"]))
+        await trio.sleep(1)  # the writer is blocked on its first batch
+        assert session.queued_bytes >= 100 * 50_000 - WRITE_BATCH - 50_100
+        got = [await ws.recv() for _ in range(100)]
+        assert [str(m)[1:].split(":")[0] for m in got] == [str(n) for n in range(100)]
+        assert max(recorder.writes) <= WRITE_BATCH + 50_100
+        nursery.cancel_scope.cancel()

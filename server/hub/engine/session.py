@@ -300,10 +300,20 @@ class Session:
     def ping_timed_out(self) -> None:
         self.close("ping timeout")
 
-    def take_all(self) -> list[Wire]:
-        """Everything queued, for a transport to send. A closing session has queued all it
-        will (``FLUSHED``): it is closed once this is taken."""
+    def take_all(self, max_bytes: int | None = None) -> list[Wire]:
+        """What is queued, for a transport to send: everything, or (``max_bytes``) the
+        oldest packets up to that many bytes (one at least), so a transport never copies
+        more than that at once; what is left stays queued and counted. A closing session
+        has queued all it will (``FLUSHED``): it is closed once the last is taken."""
         items = self.queue
+        if max_bytes is not None and self.queued_bytes > max_bytes:
+            size = 0
+            for n, wire in enumerate(items):
+                size += wire.nbytes
+                if size >= max_bytes:
+                    items, self.queue = items[: n + 1], items[n + 1 :]
+                    self.queued_bytes -= size
+                    return items
         self.queue = []
         self.queued_bytes = 0
         self._move(Event.FLUSHED)
@@ -378,7 +388,8 @@ class Session:
                 await self._poll_wakeup.wait()
             if not self.queue and self.state is State.PROBED:
                 return [NOOP]  # a WebSocket is taking over: end this poll cleanly
-            return self.take_all()
+            # one response carries at most max_payload bytes; the next GET takes the rest
+            return self.take_all(self.config.max_payload)
         finally:
             self.poll_pending = False
 

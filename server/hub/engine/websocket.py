@@ -43,6 +43,10 @@ CLOSE_GRACE = 1.0
 #: be written within this many seconds; a peer that does not read it in time (a stalled client
 #: after a ping timeout or a slow-consumer close) has its connection cut.
 CLOSE_FLUSH_TIMEOUT = 5.0
+#: Bytes of queued packets the writer takes (and joins into one write) at a time: what a
+#: connection's backlog costs beyond its queue (whose packets are shared with the other
+#: recipients of a broadcast) is this copy, whatever the queue holds.
+WRITE_BATCH = 256 * 1024
 #: Messages the reader delivers between two checkpoints: one chunk of 64 KiB can hold
 #: thousands of tiny frames, and working through them must not hold the event loop.
 READ_SLICE = 128
@@ -176,11 +180,11 @@ class WebSocketTransport:
                 self._control = []
                 session = self.session
                 if session is not None and session.transport is self:
-                    wires = session.take_all()
+                    wires = session.take_all(WRITE_BATCH)
                     self.writer_writes += len(wires)
                     chunks.extend(wire.frames for wire in wires)
-                    if not session.is_open and not self._finished:
-                        self.close()
+                    if not session.is_open and not session.queue and not self._finished:
+                        self.close()  # the last of a closing session's packets is taken
                 finished = self._finished
                 if finished and self._close_frame:
                     chunks.append(self._close_frame)
