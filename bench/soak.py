@@ -418,6 +418,8 @@ class Control:
     - python-socketio's stock client, over WebSocket, as its own user, joined to the project:
       ``typing`` with an ack (``call``, 2 s timeout) every 100 ms, each round trip recorded;
       a timeout or any failure counts as one, a ``Rate limit exceeded`` answer as limited;
+      and ``chatMessage`` with an ack every 500 ms, which writes to the database (on a
+      worker thread): its round trips are recorded apart (``chat_round_trip_ms``);
     - ``GET /healthz`` every 0.5 s (2 s timeout);
     - every second, a fresh python-socketio client connecting (and leaving again).
     """
@@ -430,6 +432,8 @@ class Control:
         self.member = self._member()
         self.stopping = threading.Event()
         self.round_trips: list[float] = []
+        self.chat_round_trips: list[float] = []
+        self.chat_failures: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self.calls = 0
         self.limited = 0
@@ -442,6 +446,7 @@ class Control:
         self.fresh_errors: Counter[str] = Counter()
         self.threads = [
             threading.Thread(target=self._typing_loop, daemon=True),
+            threading.Thread(target=self._chat_loop, daemon=True),
             threading.Thread(target=self._healthz_loop, daemon=True),
             threading.Thread(target=self._fresh_loop, daemon=True),
         ]
@@ -489,23 +494,42 @@ class Control:
 
     def _typing_once(self) -> None:
         body = {"projectId": self.project_id, "isTyping": True}
+        self.limited += self._call_once("typing", body, self.round_trips, self.failures)
+
+    def _chat_loop(self) -> None:
+        n = 0
+
+        def step() -> None:
+            nonlocal n
+            n += 1
+            if self.member.connected:
+                body = {"projectId": self.project_id, "message": f"control {n}"}
+                self._call_once("chatMessage", body, self.chat_round_trips, self.chat_failures)
+
+        self._every(0.5, step)
+
+    def _call_once(
+        self, event: str, body: Any, samples: list[float], failures: Counter[str]
+    ) -> int:
+        """One call with an ack: its round trip goes to ``samples``; 1 if rate-limited."""
         t = time.perf_counter()
         try:
-            answer = self.member.client.call("typing", body, timeout=2)
+            answer = self.member.client.call(event, body, timeout=2)
         except socketio.exceptions.TimeoutError:
-            self.failures["timeout"] += 1
-            return
+            failures["timeout"] += 1
+            return 0
         except Exception as exc:
-            self.failures[type(exc).__name__] += 1
-            return
+            failures[type(exc).__name__] += 1
+            return 0
         elapsed = time.perf_counter() - t
         if isinstance(answer, dict) and answer.get("ok") is True:
-            self.round_trips.append(elapsed)
+            samples.append(elapsed)
         elif isinstance(answer, dict) and answer.get("error") == RATE_LIMITED:
-            self.round_trips.append(elapsed)
-            self.limited += 1
+            samples.append(elapsed)
+            return 1
         else:
-            self.failures[f"answer {answer!r}"[:80]] += 1
+            failures[f"answer {answer!r}"[:80]] += 1
+        return 0
 
     def _reconnect(self) -> None:
         self.earlier_disconnects += self.member.disconnects
@@ -553,6 +577,7 @@ class Control:
         for thread in self.threads:
             thread.join(timeout=5)
         ms = [t * 1000 for t in self.round_trips]
+        chat_ms = [t * 1000 for t in self.chat_round_trips]
         self.result = {
             "calls": self.calls,
             "answered": len(ms),
@@ -561,6 +586,13 @@ class Control:
                 "p99": _round(quantile(ms, 0.99)),
                 "max": _round(max(ms, default=None)),
             },
+            "chat_round_trip_ms": {
+                "n": len(chat_ms),
+                "p50": _round(quantile(chat_ms, 0.5)),
+                "p99": _round(quantile(chat_ms, 0.99)),
+                "max": _round(max(chat_ms, default=None)),
+            },
+            "chat_failures": dict(self.chat_failures),
             "failures": sum(self.failures.values()),
             "failure_reasons": dict(self.failures),
             "limited": self.limited,
@@ -953,6 +985,8 @@ def server_cell(server: Figures) -> str:
 def table_row(row: Figures) -> str:
     control = row.get("control") or {}
     rt = control.get("round_trip_ms") or {}
+    chat = control.get("chat_round_trip_ms") or {}
+    chat_failed = sum((control.get("chat_failures") or {}).values())
     server = row.get("server") or {}
     failures = f"{control.get('failures', '-')}/{control.get('calls', '-')}"
     if control.get("ticks_skipped_waiting"):
@@ -966,6 +1000,8 @@ def table_row(row: Figures) -> str:
     cells = [
         row["scenario"],
         " / ".join(_cell(rt.get(q)) for q in ("p50", "p99", "max")),
+        " / ".join(_cell(chat.get(q)) for q in ("p50", "p99", "max"))
+        + (f" ({chat_failed} failed)" if chat_failed else ""),
         failures,
         f"{health.get('answered', '-')}/{health.get('asked', '-')}",
         server_cell(server),
@@ -988,9 +1024,9 @@ def table(doc: dict[str, Any]) -> str:
         f"{target['python']}; `import server` -> {target['server_package']}",
         f"command: {doc['command']}",
         "",
-        "| scenario | control p50 / p99 / max (ms) | control failures | healthz | server "
-        "| RSS end / peak (MB) | fds | notes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | control typing p50 / p99 / max (ms) | control chat (database) p50 / p99 "
+        "/ max (ms) | control failures | healthz | server | RSS end / peak (MB) | fds | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [table_row(row) for row in doc["scenarios"].values()]
     return "\n".join(lines)

@@ -192,3 +192,20 @@ def test_one_typed_configuration_from_the_command_line_to_the_engine() -> None:
     for bad in (["--ping-interval", "0"], ["--port", "x"], ["--max-payload", "1.5"]):
         with pytest.raises(SystemExit):
             parse(bad, env=env)
+
+
+def test_worker_threads_get_the_interpreter_within_a_fraction_of_a_millisecond(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``python -m server`` lowers CPython's switch interval before it runs: the database's
+    worker threads otherwise wait out a busy event loop (bench/soak.py, noop-posts)."""
+    import server.__main__ as entry
+
+    seen: list[float] = []
+    monkeypatch.setattr(entry.trio, "run", lambda *args: seen.append(sys.getswitchinterval()))
+    before = sys.getswitchinterval()
+    try:
+        assert entry.main(["--dev", "--port", "0", "--hub-port", "0"]) == 0
+    finally:
+        sys.setswitchinterval(before)
+    assert seen == [pytest.approx(entry.SWITCH_INTERVAL)] and entry.SWITCH_INTERVAL <= 0.0002

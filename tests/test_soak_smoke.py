@@ -41,5 +41,6 @@ def test_soak_quick_writes_one_row_per_scenario(tmp_path: Path) -> None:
         assert "error" not in row, (name, row["error"])
         for key in ("control", "server", "figures"):
             assert key in row, (name, key)
+        assert row["control"]["chat_round_trip_ms"]["n"] > 0, name  # the database's side
     for name in SCENARIOS:
         assert f"| {name} |" in proc.stdout, name
