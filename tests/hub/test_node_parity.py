@@ -356,7 +356,7 @@ async def test_catch_all_listeners_of_a_socket_may_be_async() -> None:
     @hub.on("connect")
     def on_connect(socket: Socket) -> None:
         async def listener(event: str, *args: Any) -> None:
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
             heard.append((event, *args))
 
         socket.on_any(listener)
