@@ -382,8 +382,7 @@ class ChildrenAdapter:
 
     def broadcast(self, packet: sio.Packet, opts: BroadcastOptions) -> int:
         return sum(
-            adapter.broadcast(replace(packet, nsp=name), opts)
-            for name, adapter in self._children()
+            adapter.broadcast(replace(packet, nsp=name), opts) for name, adapter in self._children()
         )
 
     def broadcast_with_ack(
