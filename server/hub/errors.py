@@ -43,6 +43,7 @@ class EventRefused(Exception):
 
 class RecoveryDeclined(Exception):
     """Raise from a connection middleware while a client is being recovered (``socket.
-    recovered`` is true) to connect it as a new socket instead: its saved rooms, ``data`` and
-    missed packets are dropped, and the middlewares run again for the new socket. For
-    example when the token of a resumed connection names another user than before."""
+    recovered`` is true) to connect it as a new socket instead (the middlewares run again for
+    it): it gets none of the saved rooms, ``data`` or missed packets, which stay for a resume
+    that is accepted (the session's owner) until they expire. For example when the token of
+    a resumed connection names another user than before."""

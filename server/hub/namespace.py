@@ -208,7 +208,10 @@ class Namespace:
                     log.error("middleware of %s declined the recovery of a new socket", self.name)
                     self._refuse(client, "Internal server error")
                     return
-                restored = None  # connect it as a new socket; its saved state is dropped
+                # connect it as a new socket; the saved session stays for its owner (whose
+                # resume would be accepted) until it expires
+                self._put_back(restored)
+                restored = None
                 continue
             except ConnectRefused as refusal:
                 self._put_back(restored)  # another attempt (a fresh token) may resume

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trio
 
-from server.hub import ConnectRefused, Hub, Socket
+from server.hub import ConnectRefused, Hub, RecoveryDeclined, Socket
 from server.hub.recovery import RecoveryStore
 from tests.driven import node_client
 from tests.hub.conftest import serving
@@ -253,3 +253,31 @@ def test_the_buffer_is_bounded_by_bytes_and_keeps_one_encoding() -> None:
     wire = Wire.messages([f'2["e","{chat}"]'])
     assert not hasattr(wire, "__dict__") and set(Wire.__slots__) == {"count", "frames", "is_close"}
     assert wire.nbytes == len(wire.frames) < len(chat.encode()) + 32
+
+
+async def test_a_declined_recovery_leaves_the_session_to_its_owner() -> None:
+    """A middleware declines a resume (the token names another user than the session's):
+    that client gets a socket of its own, and the session stays for its owner, who still
+    comes back to it with what it missed."""
+    hub, sockets = recovering_hub(recovery_skips_middlewares=False)
+
+    @hub.use
+    def same_user(socket: Socket) -> None:
+        if socket.recovered and socket.data.get("user") != socket.handshake.auth.get("user"):
+            raise RecoveryDeclined
+
+    async with serving(hub) as url:
+        async with raw_client(url, auth={"user": "ada"}) as first:
+            await until(lambda: len(sockets) == 1)
+            hub.to("project:1").emit("tick", 0)
+            await first.receive_event("tick")
+            pid, offset = first.pids["/"], first.offsets["/"]
+        await until(lambda: not sockets[0].connected)
+        hub.to("project:1").emit("tick", 1)
+        async with raw_client(url, auth={"user": "bob", "pid": pid, "offset": offset}) as other:
+            assert other.sids["/"] != sockets[0].id
+            await until(lambda: len(sockets) == 2)
+            assert not sockets[1].recovered and sockets[1].data["user"] == "bob"
+        async with raw_client(url, auth={"user": "ada", "pid": pid, "offset": offset}) as owner:
+            assert owner.sids["/"] == sockets[0].id
+            assert await owner.receive_event("tick") == [1]
