@@ -8,8 +8,10 @@ Why this shape:
   (so no thread ever waits for a connection while holding one).
 - Connections are in autocommit mode; an operation that writes several rows, or writes and
   reads back, runs in one transaction (``conn.transaction()``).
-- The pool checks a connection before lending it: after a restart of PostgreSQL, the next
-  call gets a fresh connection instead of the broken one.
+- The pool checks a connection that has been idle for a while before lending it: after a
+  restart of PostgreSQL, the next call gets a fresh connection instead of the broken one.
+  (Checking every loan cost a round trip per call: 25% of the throughput of
+  ``bench/store.py``'s mix.)
 - Times are ``timestamptz``, written from the same ISO 8601 strings (milliseconds, UTC) the
   SQLite store keeps, and read back in that format: both stores answer alike.
 - Migrations run under an advisory lock (:func:`migrate`), so processes starting at once on
@@ -99,6 +101,11 @@ class PostgresStore(Store):
     #: unreachable and the pool is reconnecting); then it fails as a database error. With as
     #: many connections as threads, a call never waits for one otherwise.
     wait_timeout = 3.0
+    #: A connection idle for longer is checked (one round trip) before it is lent: after a
+    #: restart of PostgreSQL the next call gets a fresh one. A busy connection is not (the
+    #: check would double the round trips of every call): if PostgreSQL restarts under
+    #: load, each pooled connection fails one call, and the pool replaces it.
+    check_after_idle = 2.0
 
     def __init__(self, url: str, *, max_threads: int = 4, connect_timeout: float = 10.0):
         self.url = url
@@ -106,12 +113,14 @@ class PostgresStore(Store):
         self.health = Health()
         self.connect_timeout = connect_timeout
         self._limiter = trio.CapacityLimiter(max_threads)
+        #: id(connection) -> when it was last given back (time.monotonic())
+        self._returned: dict[int, float] = {}
         self._pool = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
             max_size=max_threads,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(connect_timeout))},
-            check=psycopg_pool.ConnectionPool.check_connection,
+            check=self._check,
             timeout=self.wait_timeout,
             open=False,
             name="store",
@@ -143,7 +152,16 @@ class PostgresStore(Store):
     # ---- plumbing ------------------------------------------------------------------------
     def _in_thread(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
         with self._pool.connection() as conn:
-            return fn(conn)
+            try:
+                return fn(conn)
+            finally:
+                self._returned[id(conn)] = time.monotonic()
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's check before a loan (raises if the connection is broken)."""
+        returned = self._returned.pop(id(conn), None)
+        if returned is None or time.monotonic() - returned > self.check_after_idle:
+            psycopg_pool.ConnectionPool.check_connection(conn)
 
     async def _run(
         self,
