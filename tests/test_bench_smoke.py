@@ -27,6 +27,20 @@ SERVERS = ("trio", "node", "pysio")
 CLUSTER_PEERS = ("ours-pubsub", "ours-streams", "node-pubsub", "node-streams")
 
 
+def run_bench(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a bench script from the repository's root; it must succeed."""
+    proc = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
 def ensure_bench_extra() -> None:
     missing = [m for m in ("psutil", "matplotlib", "uvicorn") if not importlib.util.find_spec(m)]
     if missing:
@@ -78,15 +92,7 @@ def test_bench_quick_fanout_all_servers(tmp_path: Path) -> None:
         "--out",
         str(out),
     ]
-    proc = subprocess.run(
-        command,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_bench(command)
 
     # the table: one column per server, the ratio columns
     assert "| scenario | metric |" in proc.stdout
@@ -147,15 +153,7 @@ def test_bench_cluster_quick_four_peers(tmp_path: Path) -> None:
         "--out",
         str(out),
     ]
-    proc = subprocess.run(
-        command,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_bench(command)
 
     # the table: one column per peer, the latency split by process, the ratios
     assert "| metric | " + " | ".join(CLUSTER_PEERS) + " |" in proc.stdout, proc.stdout
@@ -201,26 +199,8 @@ def test_bench_store_quick_both_stores(tmp_path: Path) -> None:
     """``python -m bench.store --quick``: every operation measured on SQLite and PostgreSQL
     (a database of the bench's own, dropped after), a table and a JSON document."""
     out = tmp_path / "results"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.store",
-            "--quick",
-            "--repeat",
-            "5",
-            "--duration",
-            "0.3",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    quick = ["--quick", "--repeat", "5", "--duration", "0.3"]
+    proc = run_bench([sys.executable, "-m", "bench.store", *quick, "--out", str(out)])
     assert "| operation | SQLite p50 / p99 (ms) | PostgreSQL p50 / p99 (ms) |" in proc.stdout
     (written,) = out.glob("store-*.json")
     results = json.loads(written.read_text())["results"]

@@ -11,27 +11,18 @@ PyJWT); about 20 s.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.test_bench_smoke import run_bench
+
 SCENARIOS = ["idle", "noop-posts", "half-open", "unjoined", "surrogate-bomb", "chat-flood"]
 
 
 def test_soak_quick_writes_one_row_per_scenario(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.soak", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    # 0 unless the script itself failed (a scenario or an attacker raised)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # exits 0 unless the script itself failed (a scenario or an attacker raised)
+    proc = run_bench([sys.executable, "-m", "bench.soak", "--quick", "--out", str(out)])
 
     latest = json.loads((out / "soak-latest.json").read_text())
     assert json.loads((out / f"soak-{latest['timestamp']}.json").read_text()) == latest

@@ -35,6 +35,20 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
             await trio.sleep(0.01)
 
 
+async def left_behind(
+    hub: Hub, sockets: list[Socket], url: str, auth: dict[str, Any] | None = None
+) -> tuple[str, str]:
+    """A first client connects (the hub's first socket), gets one ``tick`` and goes away:
+    the pid and offset a resume would send."""
+    async with raw_client(url, auth=auth) as first:
+        await until(lambda: len(sockets) == 1)
+        hub.to("project:1").emit("tick", 0)
+        await first.receive_event("tick")
+        pid, offset = first.pids["/"], first.offsets["/"]
+    await until(lambda: not sockets[0].connected)
+    return pid, offset
+
+
 def plain(args_of_events: list[list[Any]]) -> list[Any]:
     """The stock client hands the offset to listeners as a last argument: drop it."""
     return [args[0] for args in args_of_events]
@@ -109,12 +123,7 @@ async def test_a_client_closed_as_a_slow_consumer_recovers_every_event_once() ->
 async def test_a_session_is_restored_once_and_not_after_it_expires() -> None:
     hub, sockets = recovering_hub(max_disconnection_duration=0.5)
     async with serving(hub) as url:
-        async with raw_client(url) as first:
-            await until(lambda: len(sockets) == 1)
-            hub.to("project:1").emit("tick", 0)
-            await first.receive_event("tick")
-            pid, offset = first.pids["/"], first.offsets["/"]
-        await until(lambda: not sockets[0].connected)
+        pid, offset = await left_behind(hub, sockets, url)
         hub.to("project:1").emit("tick", 1)
 
         async with raw_client(url, auth={"pid": pid, "offset": offset}) as second:
@@ -140,12 +149,7 @@ async def test_an_offset_that_left_the_buffer_gives_a_fresh_session() -> None:
     """Recovery is all or nothing: if some missed packet is gone, the client starts over."""
     hub, sockets = recovering_hub(recovery_buffer=5)
     async with serving(hub) as url:
-        async with raw_client(url) as first:
-            await until(lambda: len(sockets) == 1)
-            hub.to("project:1").emit("tick", 0)
-            await first.receive_event("tick")
-            pid, offset = first.pids["/"], first.offsets["/"]
-        await until(lambda: not sockets[0].connected)
+        pid, offset = await left_behind(hub, sockets, url)
         for n in range(1, 8):  # 7 missed, 5 kept
             hub.to("project:1").emit("tick", n)
         async with raw_client(url, auth={"pid": pid, "offset": offset}) as second:
@@ -167,12 +171,8 @@ async def test_middlewares_are_skipped_on_recovery_unless_asked_for(skips: bool)
             raise ConnectRefused("refused")
 
     async with serving(hub) as url:
-        async with raw_client(url) as first:
-            await until(lambda: len(sockets) == 1)
-            hub.to("project:1").emit("tick", 0)
-            await first.receive_event("tick")
-            auth = {"pid": first.pids["/"], "offset": first.offsets["/"], "refuse": True}
-        await until(lambda: not sockets[0].connected)
+        pid, offset = await left_behind(hub, sockets, url)
+        auth = {"pid": pid, "offset": offset, "refuse": True}
         async with raw_client(url, nsp=None) as second:
             answer = await second.connect_namespace("/", auth)
             if skips:
@@ -267,12 +267,7 @@ async def test_a_declined_recovery_leaves_the_session_to_its_owner() -> None:
             raise RecoveryDeclined
 
     async with serving(hub) as url:
-        async with raw_client(url, auth={"user": "ada"}) as first:
-            await until(lambda: len(sockets) == 1)
-            hub.to("project:1").emit("tick", 0)
-            await first.receive_event("tick")
-            pid, offset = first.pids["/"], first.offsets["/"]
-        await until(lambda: not sockets[0].connected)
+        pid, offset = await left_behind(hub, sockets, url, {"user": "ada"})
         hub.to("project:1").emit("tick", 1)
         async with raw_client(url, auth={"user": "bob", "pid": pid, "offset": offset}) as other:
             assert other.sids["/"] != sockets[0].id

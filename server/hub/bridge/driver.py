@@ -304,10 +304,9 @@ class RedisDriver:
 
     @staticmethod
     async def _unsubscribe(pubsub: Any, channels: Sequence[str], patterns: Sequence[str]) -> None:
-        if patterns:
-            await pubsub.punsubscribe(*patterns)
-        if channels:
-            await pubsub.unsubscribe(*channels)
+        for change, names in ((pubsub.punsubscribe, patterns), (pubsub.unsubscribe, channels)):
+            if names:
+                await change(*names)
 
     # ---- status ------------------------------------------------------------------------------
     async def wait_connected(self) -> None:
