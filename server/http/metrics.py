@@ -65,6 +65,22 @@ def render(
         [("", totals["packets_out"])],
     )
     out.metric(
+        "hub_fast_path_packets_total",
+        "counter",
+        "Packets written to idle WebSockets without a writer task: at once (direct), or "
+        "gathered with the others of one tick into one write (gathered).",
+        [
+            ('{how="direct"}', totals["fast_path_direct"]),
+            ('{how="gathered"}', totals["fast_path_gathered"]),
+        ],
+    )
+    out.metric(
+        "hub_gathered_writes_total",
+        "counter",
+        "System calls that wrote gathered packets (one per connection per busy tick).",
+        [("", totals["fast_path_flushes"])],
+    )
+    out.metric(
         "hub_volatile_dropped_total",
         "counter",
         "Volatile packets dropped because a client's queue was full.",

@@ -195,3 +195,55 @@ async def test_the_outbound_queue_is_bounded_in_bytes_too() -> None:
         socket.emit("blob", blob)
         assert session.close_reason == "slow consumer"
         stalled.close()
+
+
+async def test_a_burst_to_one_socket_is_gathered_into_one_write() -> None:
+    """A packet on an idle connection is written at once; the packets that follow it within
+    the same tick (one step of the handler here, as a reader working through a chunk of
+    messages) are gathered and written with one call when the tick is over, in order."""
+    from server.hub.engine.ticks import current_ticker
+
+    hub = Hub()
+
+    @hub.on("burst")
+    def burst(socket: Socket, count: int) -> None:
+        for n in range(count):
+            socket.emit("n", n)
+
+    async with serving(hub) as url, raw_client(url) as client:
+        stats = current_ticker().stats
+        before = stats.copy()
+        await client.emit("burst", 1)
+        assert await client.receive_event("n") == [0]
+        assert stats["direct"] - before["direct"] == 1 and stats["gathered"] == before["gathered"]
+
+        before = stats.copy()
+        await client.emit("burst", 50)
+        assert [(await client.receive_event("n"))[0] for _ in range(50)] == list(range(50))
+        assert stats["direct"] - before["direct"] == 1
+        assert stats["gathered"] - before["gathered"] == 49
+        assert stats["flushes"] - before["flushes"] == 1
+
+
+async def test_gathered_frames_of_a_connection_that_ended_are_not_written() -> None:
+    """A connection that ends in the tick in which it gathered frames: the flush at the end
+    of the tick writes nothing (its descriptor number may be another connection's by then)."""
+    from server.hub.engine import EngineConfig, Wire
+    from server.hub.engine.ticks import current_ticker
+
+    ours, theirs = stdsocket.socketpair()
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+    transport = WebSocketTransport(stream, EngineConfig(), b"")
+    ticker = current_ticker()
+    assert transport.try_write(Wire.messages(["first"]))  # written at once
+    assert transport.try_write(Wire.messages(["second"]))  # gathered
+    flushes = ticker.stats["flushes"]
+    await stream.aclose()
+    transport.flush_gathered()
+    assert ticker.stats["flushes"] == flushes
+    theirs.settimeout(1)
+    received = b""
+    while chunk := theirs.recv(1024):  # until the end of the stream
+        received += chunk
+    assert b"first" in received and b"second" not in received
+    theirs.close()

@@ -44,6 +44,7 @@ from server.hub.engine.handshaking import BUSY, Handshakes, Slot
 from server.hub.engine.heartbeat import Heartbeat
 from server.hub.engine.routing import route
 from server.hub.engine.session import RequestInfo, Session, SessionHandler, Transport
+from server.hub.engine.ticks import ticker_stats
 
 log = logging.getLogger("hub.engine")
 
@@ -193,11 +194,16 @@ class EngineServer:
         ``slow_consumer_closes``, ``sessions_closed``, ``connection_errors`` (a connection or
         session ended by an unexpected error), ``request_timeouts`` (408),
         ``refused_handshaking_per_address`` and ``refused_handshaking_total`` (the oldest
-        connection still handshaking refused with 503, past a limit).
+        connection still handshaking refused with 503, past a limit), ``fast_path_direct``,
+        ``fast_path_gathered`` and ``fast_path_flushes`` (packets written at once, packets
+        gathered for the end of a tick, and the writes of what was gathered: see
+        :mod:`.ticks`).
         Sessions keep their own counts while they live (no shared state on the send path);
         ended ones are folded in here."""
         totals = Counter(self._ended)
         totals.update(self._handshakes.refused)
+        for key, value in ticker_stats().items():  # direct, gathered, flushes
+            totals[f"fast_path_{key}"] = value
         for session in self.sessions.values():
             totals["packets_out"] += session.packets_out
             totals["dropped_volatile"] += session.dropped_volatile

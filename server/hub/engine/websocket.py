@@ -10,6 +10,10 @@ not take at once, the rest of a partial write and anything after it, waits for a
 started then; it takes everything queued (the session's packets and our control frames:
 pongs, the probe answer, the close), writes it in one ``send_all``, and ends when nothing is
 left. An idle connection therefore holds no writer task at all.
+
+Under load the fast path gathers: a connection's second and later frames within one tick of
+the scheduler are kept and written together when the tick is over (:mod:`.ticks`), so a
+burst of k packets to one socket costs two system calls, not k.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from wsproto.utilities import LocalProtocolError
 
 from server.hub.engine.config import EngineConfig
 from server.hub.engine.session import Session
+from server.hub.engine.ticks import GATHER_BYTES, GATHER_COUNT, current_ticker
 from server.hub.engine.wire import OP_TEXT, Wire, ws_frame
 
 log = logging.getLogger("hub.engine")
@@ -80,6 +85,12 @@ class WebSocketTransport:
         #: Packets that went out by the fast path / through the writer task.
         self.direct_writes = 0
         self.writer_writes = 0
+        self._ticker = current_ticker()
+        #: The tick in which this connection last wrote at once; frames gathered after it in
+        #: the same tick (None: none), and their size.
+        self._tick = -1
+        self._gathered: list[bytes] | None = None
+        self._gathered_bytes = 0
 
     # called by the session when it has packets queued or is closing
     def notify(self) -> None:
@@ -111,6 +122,20 @@ class WebSocketTransport:
         ):
             return False
         frames = wire.frames
+        ticker = self._ticker
+        if self._tick == ticker.tick:
+            # this connection wrote in this tick already: a burst; gathered for its end
+            gathered = self._gathered
+            if gathered is None:
+                gathered = self._gathered = []
+                ticker.gathered(self)
+            gathered.append(frames)
+            self._gathered_bytes += len(frames)
+            self.direct_writes += 1
+            ticker.stats["gathered"] += 1
+            if self._gathered_bytes >= GATHER_BYTES or len(gathered) >= GATHER_COUNT:
+                self.flush_gathered()
+            return True
         try:
             written = os.write(self._fd, frames)
         except BlockingIOError:
@@ -118,10 +143,37 @@ class WebSocketTransport:
         except OSError:
             return False  # the writer meets the same error and closes the session
         self.direct_writes += 1
+        ticker.stats["direct"] += 1
+        self._tick = ticker.tick
+        ticker.wrote()
         if written < len(frames):
             self._partial = frames[written:]
             self._kick()
         return True
+
+    def flush_gathered(self) -> None:
+        """Write the frames gathered in this tick with one call (:mod:`.ticks`); what the
+        kernel does not take goes to the writer task, which takes it first."""
+        gathered = self._gathered
+        if not gathered:
+            return
+        if self._writer_running or self._writing or self._partial is not None:
+            return  # the writer takes them before anything else
+        self._gathered = None
+        self._gathered_bytes = 0
+        stream = self.stream
+        assert isinstance(stream, trio.SocketStream) and self._fd is not None
+        if stream.socket.fileno() != self._fd:
+            return  # the connection ended in this tick: its descriptor may be another's now
+        data = gathered[0] if len(gathered) == 1 else b"".join(gathered)
+        self._ticker.stats["flushes"] += 1
+        try:
+            written = os.write(self._fd, data)
+        except OSError:  # full (BlockingIOError), or broken: the writer finds out which
+            written = 0
+        if written < len(data):
+            self._partial = data[written:]
+            self._kick()
 
     def send_text_now(self, text: str) -> None:
         """A frame that does not go through the session queue (handshake, probe answer)."""
@@ -176,6 +228,10 @@ class WebSocketTransport:
             while True:
                 chunks = [] if self._partial is None else [self._partial]
                 self._partial = None
+                if self._gathered:
+                    chunks.extend(self._gathered)
+                    self._gathered = None
+                    self._gathered_bytes = 0
                 chunks.extend(self._control)
                 self._control = []
                 session = self.session
