@@ -29,6 +29,11 @@ class Handler:
         return cls(fn, is_async(fn))
 
 
+def without(handlers: list[Handler], fn: Callable[..., Any] | None) -> None:
+    """Remove the handlers of ``fn`` from ``handlers`` in place (every one: ``fn`` None)."""
+    handlers[:] = [h for h in handlers if fn is not None and h.fn != fn]
+
+
 async def call(fn: Callable[..., Any], *args: Any) -> Any:
     """Call a function that may be plain or a coroutine function (middlewares)."""
     result = fn(*args)

@@ -24,7 +24,7 @@ from server.hub.broadcast import BroadcastOperator
 from server.hub.config import HubConfig
 from server.hub.engine import Wire
 from server.hub.errors import ConnectRefused, RecoveryDeclined
-from server.hub.handlers import Handler, call
+from server.hub.handlers import Handler, call, without
 from server.hub.handshake import Handshake
 from server.hub.protocol import socketio as sio
 from server.hub.recovery import RECOVERABLE_REASONS, RecoveryStore, Restored
@@ -129,7 +129,7 @@ class Namespace:
 
     def off_any(self, handler: Callable[..., Any] | None = None) -> None:
         """Remove ``handler`` (or every one) of :meth:`on_any`."""
-        self._any[:] = [h for h in self._any if handler is not None and h.fn != handler]
+        without(self._any, handler)
 
     def use(self, middleware: Middleware) -> Middleware:
         """Run ``middleware(socket)`` before a connection is accepted, in order of ``use``.

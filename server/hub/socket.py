@@ -19,7 +19,7 @@ import trio
 from server.hub.adapter import Adapter
 from server.hub.broadcast import BroadcastOperator, check_event
 from server.hub.errors import AckTimeout, Disconnected, EventRefused
-from server.hub.handlers import Handler, call
+from server.hub.handlers import Handler, call, without
 from server.hub.handshake import Handshake
 from server.hub.protocol import socketio as sio
 from server.hub.selection import BroadcastOptions
@@ -167,7 +167,7 @@ class Socket:
 
     def off_any(self, listener: Callable[..., Any] | None = None) -> None:
         """Remove ``listener``, or every catch-all listener."""
-        self._any[:] = [h for h in self._any if listener is not None and h.fn != listener]
+        without(self._any, listener)
 
     def on_any_outgoing(self, listener: Callable[..., Any]) -> Callable[..., Any]:
         """Call ``listener(event, *args)`` for every event sent to this socket, broadcasts

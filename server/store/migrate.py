@@ -40,8 +40,6 @@ from server.store.sqlite import prepare_sqlite
 class Table:
     name: str
     columns: tuple[str, ...]
-    #: Columns holding times (TEXT in SQLite, timestamptz in PostgreSQL).
-    times: tuple[str, ...]
     #: Whether ``id`` comes from a sequence that must be moved past the copied rows.
     identity: bool
 
@@ -49,8 +47,8 @@ class Table:
 #: In the order foreign keys need (a message's ``reply_to`` is an earlier message: copied in
 #: id order, it always exists first).
 TABLES = (
-    Table("projects", ("id", "name", "created_by", "created_at"), ("created_at",), True),
-    Table("members", ("project_id", "user_id", "user_name", "added_at"), ("added_at",), False),
+    Table("projects", ("id", "name", "created_by", "created_at"), True),
+    Table("members", ("project_id", "user_id", "user_name", "added_at"), False),
     Table(
         "tasks",
         (
@@ -64,19 +62,16 @@ TABLES = (
             "created_at",
             "updated_at",
         ),
-        ("created_at", "updated_at"),
         True,
     ),
     Table(
         "messages",
         ("id", "project_id", "user_id", "user_name", "body", "reply_to", "created_at"),
-        ("created_at",),
         True,
     ),
     Table(
         "notifications",
         ("id", "user_id", "type", "title", "body", "link", "created_at", "read_at"),
-        ("created_at", "read_at"),
         True,
     ),
 )
