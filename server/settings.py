@@ -168,6 +168,21 @@ OPTIONS: tuple[Option, ...] = (
         int,
     ),
     Option(
+        "--max-queue",
+        "MAX_QUEUE",
+        ("hub.engine.max_queue",),
+        "packets queued for one client before volatile ones are dropped",
+        int,
+    ),
+    Option(
+        "--slow-consumer-timeout",
+        "SLOW_CONSUMER_TIMEOUT",
+        ("hub.engine.slow_consumer_timeout",),
+        "seconds a client with a full queue may leave what it was sent unread before it "
+        "is closed as a slow consumer",
+        float,
+    ),
+    Option(
         "--connect-timeout",
         "CONNECT_TIMEOUT",
         ("hub.connect_timeout",),

@@ -1,5 +1,6 @@
 """Smoke tests of bench/: ``python -m bench.run`` on a tiny fan-out against all three servers,
-and ``python -m bench.cluster`` on a tiny fan-out over two processes for its four peers.
+the same on its overload, presence join storm and Node-``ws``-clients fan-out, and
+``python -m bench.cluster`` on a tiny fan-out over two processes for its four peers.
 
 They check that each bench runs end to end and writes what it promises (table, JSON with the
 expected fields, plot); they assert nothing about speed. What a bench needs and a fresh
@@ -27,14 +28,14 @@ SERVERS = ("trio", "node", "pysio")
 CLUSTER_PEERS = ("ours-pubsub", "ours-streams", "node-pubsub", "node-streams")
 
 
-def run_bench(command: list[str]) -> subprocess.CompletedProcess[str]:
+def run_bench(command: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a bench script from the repository's root; it must succeed."""
     proc = subprocess.run(
         command,
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -68,7 +69,7 @@ def ensure_npm_packages(folder: Path, *packages: str) -> None:
 
 def ensure_bench_dependencies() -> None:
     ensure_bench_extra()
-    ensure_npm_packages(BENCH_NODE, "socket.io")
+    ensure_npm_packages(BENCH_NODE, "socket.io", "ws")
 
 
 def test_bench_quick_fanout_all_servers(tmp_path: Path) -> None:
@@ -126,6 +127,68 @@ def test_bench_quick_fanout_all_servers(tmp_path: Path) -> None:
             assert key in result["cpu"], (server, key)
         assert result["cdf_ms"]
         assert result["banner"].startswith("listening")
+
+
+def test_bench_quick_overload_joinstorm_fanout_ws(tmp_path: Path) -> None:
+    """The three newer scenarios at their ``--quick`` sizes on all three servers: every field
+    there, and the counts complete where nothing is meant to be lost (no timing asserted)."""
+    ensure_bench_dependencies()
+    out = tmp_path / "results"
+    scenarios = ("overload", "joinstorm", "fanout-ws")
+    command = [sys.executable, "-m", "bench.run", "--quick", "--scenarios", ",".join(scenarios)]
+    proc = run_bench([*command, "--servers", ",".join(SERVERS), "--out", str(out)], timeout=600)
+
+    for title in ("**overload**", "**presence join storm**", "**fan-out, Node ws clients**"):
+        assert title in proc.stdout, proc.stdout
+    assert "ours/Node" in proc.stdout and "ours/pysio" in proc.stdout
+    for row in ("deliveries/s (delivered / sending time)", "all userJoined delivered (s)"):
+        assert row in proc.stdout, proc.stdout
+
+    latest = json.loads((out / "latest.json").read_text())
+    assert list(latest["scenarios"]) == list(scenarios)
+    quick = latest["config"]
+    clients, joiners = quick["overload_clients"], quick["joinstorm_clients"]
+    for server in SERVERS:
+        overload = latest["scenarios"]["overload"][server]
+        assert "error" not in overload, (server, overload)
+        assert overload["repeat"] == 1 and overload["failed_runs"] == 0
+        assert len(overload["runs"]) == 1 and "error" not in overload["runs"][0]
+        assert overload["receivers"] == clients
+        assert overload["sent"] > 0
+        assert overload["expected"] == overload["sent"] * clients
+        assert 0 < overload["delivered"] <= overload["expected"]
+        assert overload["lost_in_window"] == overload["expected"] - overload["delivered"]
+        assert overload["deliveries_per_s"] > 0 and overload["send_seconds"] > 0
+        for q in ("p50", "p90", "p99", "max"):
+            assert isinstance(overload["latency_ms"][q], int | float), (server, q)
+        for key in ("server_s", "server_pct_of_core", "server_us_per_delivery"):
+            assert isinstance(overload["cpu"][key], int | float), (server, key)
+        assert overload["server_rss_mb"] > 0
+        assert overload["healthy_closed"] == 0
+        assert overload["banner"].startswith("listening")
+
+        storm = latest["scenarios"]["joinstorm"][server]
+        assert "error" not in storm, (server, storm)
+        assert storm["complete"] and not storm["timed_out"]
+        assert storm["sent"] == storm["acked"] == storm["online_members_received"] == joiners
+        assert storm["user_joined_expected"] == joiners * (joiners - 1) // 2
+        assert storm["user_joined_received"] == storm["user_joined_expected"]
+        # the k-th to enter sees at least the k already in the room
+        assert storm["members_listed"] >= joiners * (joiners + 1) // 2
+        for key in ("entered_seconds", "user_joined_seconds", "server_cpu_s"):
+            assert isinstance(storm[key], int | float), (server, key)
+
+        ws = latest["scenarios"]["fanout-ws"][server]
+        assert "error" not in ws, (server, ws)
+        assert ws["client"] == "node ws"
+        assert ws["receivers"] == quick["clients"]
+        assert ws["sent"] > 0
+        assert ws["expected"] == ws["sent"] * quick["clients"]
+        assert ws["received"] == ws["expected"] and ws["lost"] == 0
+        assert ws["healthy_closed"] == 0
+        for q in ("p50", "p90", "p99", "max"):
+            assert isinstance(ws["latency_ms"][q], int | float), (server, q)
+        assert "server_us_per_delivery" in ws["cpu"]
 
 
 def test_bench_cluster_quick_four_peers(tmp_path: Path) -> None:

@@ -189,7 +189,15 @@ def test_one_typed_configuration_from_the_command_line_to_the_engine() -> None:
     assert config.connection_state_recovery is False
     assert config.recovery_skips_middlewares is False  # the service re-authenticates
     assert config.engine.cors_origins == ("http://localhost:4100", "http://127.0.0.1:4100")
-    for bad in (["--ping-interval", "0"], ["--port", "x"], ["--max-payload", "1.5"]):
+    queue = parse(["--max-queue", "64", "--slow-consumer-timeout", "2.5"], env=env)
+    engine = queue.hub_config.engine
+    assert (engine.max_queue, engine.slow_consumer_timeout) == (64, 2.5)
+    for bad in (
+        ["--ping-interval", "0"],
+        ["--port", "x"],
+        ["--max-payload", "1.5"],
+        ["--slow-consumer-timeout", "-1"],
+    ):
         with pytest.raises(SystemExit):
             parse(bad, env=env)
 

@@ -414,3 +414,29 @@ async def test_a_get_carries_at_most_max_payload_and_the_next_the_rest(
             assert len(response.body) <= CONFIG.max_payload + 100_010
             got += [record[1:].split(":")[0] for record in response.text.split("\x1e")]
         assert got == [str(n) for n in range(30)]
+
+
+# ---- slow consumers ----------------------------------------------------------------------------
+async def test_a_polling_client_is_slow_only_when_it_stops_asking(
+    autojump_clock: MockClock,
+) -> None:
+    """Past its queue's bounds a polling session is kept while its client keeps polling (a
+    GET waiting, or one taken within ``slow_consumer_timeout``); a client that stops asking
+    is closed as a slow consumer at the next packet, and volatile packets are dropped."""
+    config = replace(CONFIG, max_queue=4, slow_consumer_timeout=5.0, ping_interval=600)
+    async with memory_engine(config) as mem:
+        sid = handshake_of((await mem.request("GET", target())).text)["sid"]
+        session = mem.session(sid)
+        for n in range(10):  # past the bound, but the client has just been answered
+            assert session.send(Wire.messages([f"m{n}"]))
+        assert session.kept_past_bounds == 6 and session.is_open
+        assert not session.send(Wire.messages(["v"]), volatile=True)
+        assert session.dropped_volatile == 1
+        response = await mem.request("GET", target(sid))
+        assert response.text == "\x1e".join(f"4m{n}" for n in range(10))
+
+        for n in range(4):
+            session.send(Wire.messages([f"late{n}"]))
+        await trio.sleep(5.0)  # no GET for 5 s: the client has stopped taking what it is sent
+        assert not session.send(Wire.messages(["one more"]))
+        assert session.state is State.CLOSING and session.close_reason == "slow consumer"

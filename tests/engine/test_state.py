@@ -46,6 +46,9 @@ class Stub:
     def try_write(self, wire: Wire) -> bool:
         return False
 
+    def unread_for(self) -> float:
+        return 0.0
+
 
 def new_session(transport: str = "polling", removed: list[Session] | None = None) -> Session:
     config = EngineConfig()

@@ -325,8 +325,9 @@ async def test_reserved_event_names_cannot_be_emitted() -> None:
 
 async def test_volatile_dropped_when_full_and_slow_consumer_closed() -> None:
     """A polling client that stops polling: volatile packets are dropped, then a non-volatile
-    one past the limit closes it, and a well-behaved client notices nothing."""
-    hub = Hub(max_queue=8)
+    one past the limit, once it has not polled for ``slow_consumer_timeout``, closes it, and
+    a well-behaved client notices nothing."""
+    hub = Hub(max_queue=8, slow_consumer_timeout=0.2)
     async with serving(hub) as url, raw_client(url) as healthy:
         base = f"{url}/socket.io/?EIO=4&transport=polling"
         async with httpx.AsyncClient() as http:
@@ -339,6 +340,7 @@ async def test_volatile_dropped_when_full_and_slow_consumer_closed() -> None:
                 await trio.lowlevel.checkpoint()
             assert session.dropped_volatile > 0
             assert session.is_open
+            await trio.sleep(0.25)
             for _ in range(20):
                 hub.emit("important")
                 # the polling session's queue only drains when its client polls

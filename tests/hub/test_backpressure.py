@@ -178,8 +178,9 @@ async def test_a_stalled_client_is_cut_off_after_its_ping_timeout(
 
 async def test_the_outbound_queue_is_bounded_in_bytes_too() -> None:
     """Far fewer packets than ``max_queue``, but more bytes than ``max_queue_bytes``:
-    volatile ones are dropped, then a non-volatile one closes the slow consumer."""
-    hub = Hub(max_queue=100_000, max_queue_bytes=1_000_000)
+    volatile ones are dropped; a non-volatile one is kept while the client has not been
+    stalled for ``slow_consumer_timeout``, and closes it once it has."""
+    hub = Hub(max_queue=100_000, max_queue_bytes=1_000_000, slow_consumer_timeout=0.5)
     sockets: list[Socket] = []
     hub.on("connect", sockets.append)
     async with serving(hub) as url:
@@ -193,8 +194,81 @@ async def test_the_outbound_queue_is_bounded_in_bytes_too() -> None:
         assert session.dropped_volatile > 0
         assert session.queued_bytes <= 1_000_000 and len(session.queue) < 30
         socket.emit("blob", blob)
+        assert socket.connected and session.kept_past_bounds == 1
+        assert 0 < session.unread_for() < 0.5
+        await trio.sleep(0.6)
+        for _ in range(40):  # until the queue is past its bounds again (the writer took some)
+            socket.emit("blob", blob)
+            if not socket.connected:
+                break
         assert session.close_reason == "slow consumer"
+        assert session.queued_bytes <= 1_100_000
         stalled.close()
+
+
+async def test_a_burst_past_the_bounds_to_a_reading_client_is_kept() -> None:
+    """The hub works through a burst (no checkpoint) bigger than the queue's bounds and
+    the kernel's buffers: the client reads all along, so the backlog is the hub's, not the
+    client's. The session is kept and every packet arrives, in order; before, a full queue
+    closed it whatever the cause."""
+    hub = Hub(max_queue=8, queue_hard_limit=50)
+    sockets: list[Socket] = []
+    hub.on("connect", sockets.append)
+    blob = "b" * 100_000
+    async with serving(hub) as url, raw_client(url) as client:
+        socket = await first_socket(sockets)
+        session = socket.client.session
+        for n in range(80):  # 8 MB in one go: the socket fills, the queue passes 8
+            socket.emit("big", n, blob)
+        assert socket.connected and session.kept_past_bounds > 0
+        for n in range(80):
+            assert await client.receive_event("big") == [n, blob]
+        assert socket.connected
+
+
+async def test_past_the_hard_limit_a_session_is_closed_whatever_the_cause() -> None:
+    """Memory stays bounded: a queue at ``queue_hard_limit`` times its bounds closes the
+    session even though its client has not been stalled long."""
+    hub = Hub(max_queue=8, queue_hard_limit=2, slow_consumer_timeout=60)
+    sockets: list[Socket] = []
+    hub.on("connect", sockets.append)
+    blob = "h" * 100_000
+    async with serving(hub) as url, raw_client(url):
+        socket = await first_socket(sockets)
+        session = socket.client.session
+        for n in range(80):
+            socket.emit("big", n, blob)
+            if not socket.connected:
+                break
+        assert session.close_reason == "slow consumer"
+        assert len(session.queue) <= 2 * 8 + 1  # the close packet after the 16 kept
+
+
+async def test_unread_bytes_are_what_the_peer_has_not_taken() -> None:
+    """The measure the slow-consumer rule uses: bytes in a TCP socket that its peer has not
+    taken yet; zero once the peer has read everything."""
+    listener = stdsocket.create_server(("127.0.0.1", 0))
+    client = stdsocket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    server.setblocking(False)
+    sent = 0
+    try:
+        while True:
+            sent += server.send(b"u" * 65536)
+    except BlockingIOError:
+        pass
+    backlog = websocket.unread_bytes(server.fileno())
+    assert backlog is not None and 0 < backlog <= sent
+    received = 0
+    client.settimeout(5)
+    while received < sent:
+        received += len(client.recv(1 << 20))
+    with trio.fail_after(5):
+        while websocket.unread_bytes(server.fileno()) != 0:
+            await trio.sleep(0.01)
+    client.close()
+    server.close()
 
 
 async def test_a_burst_to_one_socket_is_gathered_into_one_write() -> None:

@@ -1,5 +1,6 @@
 """A client that stops reading: volatile events for it are dropped, then a non-volatile
-one closes it as a slow consumer; /metrics counts both, and the room goes on."""
+one, once it has read nothing for ``slow_consumer_timeout``, closes it as a slow consumer;
+/metrics counts both, and the room goes on."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.realtime.harness import Service, make_project, serving, token
 @pytest.fixture
 async def svc(tmp_path: Path) -> AsyncIterator[Service]:
     """The service without rate limits: these tests flood on purpose, to fill queues."""
-    async with serving(tmp_path, rate_limits=()) as service:
+    async with serving(tmp_path, rate_limits=(), slow_consumer_timeout=1.0) as service:
         yield service
 
 
@@ -65,6 +66,7 @@ async def test_a_client_that_stops_reading_is_dropped_then_closed(svc: Service) 
                 while metric((await http.get("/metrics")).text, "hub_volatile_dropped_total") < 1:
                     await trio.sleep(0.05)
             assert svc.running.hub.client_count == 3  # dropping volatile ones closes nothing
+            await trio.sleep(1.0)  # the stalled client has now read nothing for that long
 
             answer = await ada.call("chatMessage", {"projectId": project, "message": "hi"})
             assert answer["ok"]

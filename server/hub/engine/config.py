@@ -32,10 +32,16 @@ class EngineConfig:
     #: Origins allowed to use the server from a browser: ``("*",)`` allows any; same-origin
     #: requests and requests without an ``Origin`` header are always allowed.
     cors_origins: tuple[str, ...] = ()
-    #: Outbound packets a session may have queued before it counts as a slow consumer ...
+    #: Outbound packets a session may have queued ...
     max_queue: int = 1024
-    #: ... and bytes (the queued frames' size): whichever limit is reached first.
+    #: ... and bytes (the queued frames' size): past either, volatile packets are dropped,
+    #: and a client that has not read what was written to it for ``slow_consumer_timeout``
+    #: is closed as a slow consumer. A client that reads while the hub itself is behind is
+    #: not: its queue may grow to ``queue_hard_limit`` times both bounds, where it is closed
+    #: whatever the cause, so memory stays bounded.
     max_queue_bytes: int = 8 * 1024 * 1024
+    slow_consumer_timeout: float = 10.0
+    queue_hard_limit: int = 4
     #: Deadline for a closed session's clean-up (``disconnect`` handlers).
     cleanup_timeout: float = 5.0
     max_header_bytes: int = 16 * 1024
@@ -67,5 +73,7 @@ class EngineConfig:
             raise ValueError("header_timeout, body_timeout and idle_timeout must be positive")
         if min(self.max_queue, self.max_queue_bytes) <= 0:
             raise ValueError("max_queue and max_queue_bytes must be positive")
+        if self.slow_consumer_timeout < 0 or self.queue_hard_limit < 1:
+            raise ValueError("slow_consumer_timeout must be >= 0 and queue_hard_limit >= 1")
         if min(self.max_handshaking_per_address, self.max_handshaking) < 0:
             raise ValueError("max_handshaking_per_address and max_handshaking must be >= 0")

@@ -44,6 +44,9 @@ class PollingTransport:
     def try_write(self, wire: Wire) -> bool:
         return False  # a polling response carries everything queued at once
 
+    def unread_for(self) -> float:
+        return 0.0  # the session knows whether a GET is waiting (Session.unread_for)
+
 
 async def handshake(engine: Server, ex: Exchange, info: RequestInfo) -> Outcome:
     """A request without a sid: a GET opens a session, and is answered its OPEN packet."""

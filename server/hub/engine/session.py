@@ -72,6 +72,10 @@ class Transport(Protocol):
     def try_write(self, wire: Wire) -> bool:
         """Send now, without queueing, if the transport can (see WebSocketTransport)."""
 
+    def unread_for(self) -> float:
+        """Seconds the client has left bytes written to it unread without taking any; 0.0
+        when it has taken everything written (see :meth:`Session.unread_for`)."""
+
 
 class Session:
     """One Engine.IO client, across polling and WebSocket."""
@@ -113,6 +117,8 @@ class Session:
         self.dropped_volatile = 0
         #: Engine.IO messages queued or written for the client (pings not counted).
         self.packets_out = 0
+        #: Packets queued past the bounds because the client was reading (the hub's backlog).
+        self.kept_past_bounds = 0
         self._heartbeat = heartbeat
         self._on_removed = on_removed
         self._on_fault = on_fault
@@ -121,6 +127,8 @@ class Session:
         self.post_pending = False
         #: Created by a waiting GET: a WebSocket session never needs one.
         self._poll_wakeup: trio.Event | None = None
+        #: When a GET last took what was queued (or the session began).
+        self._polled_at = trio.current_time()
         self._closed = trio.Event()
         self.nursery: trio.Nursery | None = None
 
@@ -272,20 +280,52 @@ class Session:
             if volatile:
                 self.dropped_volatile += 1
                 return False
-            log.warning(
-                "session %s closed: slow consumer (%d packets, %d bytes queued)",
-                self.sid,
-                len(self.queue),
-                self.queued_bytes,
-            )
-            self.close("slow consumer")
-            return False
+            why = self._slow_consumer(wire)
+            if why:
+                log.warning(
+                    "session %s closed: slow consumer, %s (%d packets, %d bytes queued)",
+                    self.sid,
+                    why,
+                    len(self.queue),
+                    self.queued_bytes,
+                )
+                self.close("slow consumer")
+                return False
+            self.kept_past_bounds += 1
         self.queue.append(wire)
         self.queued_bytes += wire.nbytes
         self.packets_out += wire.count
         self.transport.notify()
         self.wake_poll()
         return True
+
+    def _slow_consumer(self, wire: Wire) -> str:
+        """The queue is past its bounds: why the client is to blame (empty: it is not).
+
+        A client is slow when what was written to it lies unread and it has taken nothing
+        for ``slow_consumer_timeout``. When its socket holds nothing unread, the backlog is
+        the hub's own (its writer has not had its turn yet: everyone's queue grows while the
+        hub works through a burst), and closing it would only start a reconnect storm. Past
+        ``queue_hard_limit`` times the bounds, the session is closed whatever the cause.
+        """
+        config = self.config
+        hard = config.queue_hard_limit
+        if (
+            len(self.queue) >= hard * config.max_queue
+            or self.queued_bytes + wire.nbytes > hard * config.max_queue_bytes
+        ):
+            return f"queue past {hard} times its bounds"
+        unread_for = self.unread_for()
+        if unread_for >= config.slow_consumer_timeout:
+            return f"nothing read for {unread_for:.1f} s"
+        return ""
+
+    def unread_for(self) -> float:
+        """Seconds the client has left what it was sent untaken (0.0: it has taken all)."""
+        if self.polling:
+            # a waiting GET takes everything at once; otherwise the client owes us one
+            return 0.0 if self.poll_pending else trio.current_time() - self._polled_at
+        return self.transport.unread_for()
 
     def send_ping(self) -> None:
         if self.is_open:
@@ -392,6 +432,7 @@ class Session:
             return self.take_all(self.config.max_payload)
         finally:
             self.poll_pending = False
+            self._polled_at = trio.current_time()
 
     def wake_poll(self) -> None:
         if self._poll_wakeup is not None:

@@ -18,9 +18,12 @@ burst of k packets to one socket costs two system calls, not k.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import math
 import os
+import sys
+import termios
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -57,6 +60,22 @@ WRITE_BATCH = 256 * 1024
 READ_SLICE = 128
 
 
+#: The ioctl that tells how many bytes a TCP socket holds that its peer has not taken yet
+#: (Linux; elsewhere only the time since the writer last got through is known).
+_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+
+
+def unread_bytes(fd: int) -> int | None:
+    """Bytes written to socket ``fd`` that its peer has not taken (None: unknown here)."""
+    if _OUTQ is None:
+        return None
+    try:
+        answer = fcntl.ioctl(fd, _OUTQ, b"\0\0\0\0")
+    except OSError:
+        return None
+    return int.from_bytes(answer, sys.byteorder, signed=True)
+
+
 class WebSocketTransport:
     name = "websocket"
 
@@ -91,6 +110,8 @@ class WebSocketTransport:
         self._tick = -1
         self._gathered: list[bytes] | None = None
         self._gathered_bytes = 0
+        #: When the client last took a write whole (or its backlog began): see unread_for.
+        self._progress_at = 0.0
 
     # called by the session when it has packets queued or is closing
     def notify(self) -> None:
@@ -150,6 +171,16 @@ class WebSocketTransport:
             self._partial = frames[written:]
             self._kick()
         return True
+
+    def unread_for(self) -> float:
+        """Seconds since the client last took a whole write, while its socket holds bytes
+        it has not taken; 0.0 when it holds none: the client has read everything it was
+        given, and what waits in the session's queue is the hub's own backlog."""
+        if not self._writer_running and self._partial is None:
+            return 0.0  # every write so far went through whole
+        if self._fd is not None and unread_bytes(self._fd) == 0:
+            return 0.0
+        return trio.current_time() - self._progress_at
 
     def flush_gathered(self) -> None:
         """Write the frames gathered in this tick with one call (:mod:`.ticks`); what the
@@ -216,6 +247,7 @@ class WebSocketTransport:
             self._kicked = True
             return
         self._writer_running = True
+        self._progress_at = trio.current_time()  # a backlog begins: the client's clock runs
         try:
             self._nursery.start_soon(self._write)
         except RuntimeError:  # the connection's nursery has closed: nothing more goes out
@@ -255,6 +287,7 @@ class WebSocketTransport:
                         with trio.CancelScope(deadline=self._flush_deadline) as scope:
                             self._send_scope = scope
                             await self.stream.send_all(b"".join(chunks))
+                        self._progress_at = trio.current_time()
                     finally:
                         self._send_scope = None
                         self._writing = False
