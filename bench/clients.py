@@ -8,6 +8,9 @@ Each client is a non-blocking TCP socket that speaks just enough of the three la
   pong for every ping;
 - Socket.IO v5: CONNECT with ``auth`` ``{"name": ...}``, EVENT, ACK.
 
+What it counts: ``msg`` deliveries (with their latency), and for the presence join
+(``enter``) the ``userJoined`` and ``onlineMembers`` events and the ``enter`` acks.
+
 Why not trio-websocket: a delivery must cost the client far less than it costs the server,
 because both share two cores. One task switch per message (trio) costs more than a whole
 level-triggered epoll round here (about 5 µs per delivery, measured by ``bench.run`` and
@@ -49,6 +52,11 @@ EPOLLOUT = select.EPOLLOUT
 STALLED_RCVBUF = 1024
 #: the send time and run id the sender puts first in each payload (cheaper than json.loads)
 STAMP = re.compile(rb'^42\["msg",\{"t":(\d+),"s":\d+,"r":(\d+),').match
+#: the presence events that ``enter`` makes the servers send (compact JSON, as from all three)
+USER_JOINED = b'42["userJoined"'
+ONLINE_MEMBERS = b'42["onlineMembers"'
+#: no cutoff: count every delivery until ``collect``
+NO_CUTOFF = 2**63 - 1
 
 
 def ws_frame(payload: bytes, opcode: int = 1) -> bytes:
@@ -114,9 +122,20 @@ class Worker:
         self.received = 0
         self.latencies = array("q")  # µs
         self.stray = 0  # deliveries of another run (late ones)
+        self.until = NO_CUTOFF  # deliveries received after this wall-clock ns are not counted
+        self.late = 0  # deliveries of this run received after ``until``
         # pending joins: ack id per client
         self.join_waiting: dict[Client, int] = {}
         self.join_acked = 0
+        # the presence join (``enter``): pending acks, and the events it brings
+        self.enter_waiting: dict[Client, int] = {}
+        self.enter_acked = 0
+        self.enter_t_last = 0
+        self.user_joined = 0
+        self.user_joined_t_last = 0
+        self.online = 0
+        self.online_t_last = 0
+        self.members_listed = 0
         # what the current long command waits for
         self.waiter: tuple[Callable[[], bool], Callable[[], dict[str, Any]], float] | None = None
         self.send_plan: dict[str, Any] | None = None
@@ -225,13 +244,52 @@ class Worker:
 
         self.waiter = (done, reply, time.monotonic() + timeout)
 
+    def cmd_enter(self, room: str) -> None:
+        """Every ready client sends ``enter(room)`` with an ack, at once. Replies at once;
+        ``presence`` then tells what has come back."""
+        self.enter_waiting = {}
+        self.enter_acked = self.user_joined = self.online = self.members_listed = 0
+        self.enter_t_last = self.user_joined_t_last = self.online_t_last = 0
+        payload = json.dumps(["enter", room], separators=(",", ":")).encode()
+        t_start = time.time_ns()
+        sent = 0
+        for c in self.clients:
+            if c.state == READY:
+                c.ack_id += 1
+                self.enter_waiting[c] = c.ack_id
+                self.send(c, b"42" + str(c.ack_id).encode() + payload)
+                sent += 1
+        self.conn.send({"sent": sent, "t_start": t_start})
+
+    def cmd_presence(self) -> None:
+        """What ``enter`` has brought back so far, and when the last of each kind came."""
+        self.conn.send(
+            {
+                "acked": self.enter_acked,
+                "t_last_ack": self.enter_t_last,
+                "user_joined": self.user_joined,
+                "t_last_user_joined": self.user_joined_t_last,
+                "online": self.online,
+                "t_last_online": self.online_t_last,
+                "members_listed": self.members_listed,
+                "states": self.states(),
+            }
+        )
+
     def cmd_record(self, run: int) -> None:
         """Count ``msg`` deliveries of run ``run`` from now on."""
         self.run = run
         self.received = 0
         self.stray = 0
+        self.until = NO_CUTOFF
+        self.late = 0
         self.latencies = array("q")
         self.conn.send({"receivers": self.receivers(), "cpu": time.process_time()})
+
+    def cmd_cutoff(self, until_ns: int) -> None:
+        """Count no delivery received after wall-clock ``until_ns`` (``late`` counts them)."""
+        self.until = until_ns
+        self.conn.send({"ok": True})
 
     def cmd_received(self) -> None:
         self.conn.send({"received": self.received})
@@ -243,6 +301,7 @@ class Worker:
             {
                 "received": self.received,
                 "stray": self.stray,
+                "late": self.late,
                 "latencies": self.latencies.tobytes(),
                 "states": self.states(),
                 "healthy_closed": sum(c.state >= FAILED and not c.stall for c in self.clients),
@@ -492,11 +551,23 @@ class Worker:
                     sent, run = body["t"], body["r"]
                 else:
                     sent, run = int(m[1]), int(m[2])
-                if run == self.run:
+                if run != self.run:
+                    self.stray += 1
+                elif now > self.until:
+                    self.late += 1
+                else:
                     self.received += 1
                     self.latencies.append((now - sent) // 1000)
-                else:
-                    self.stray += 1
+            return
+        if msg[:15] == USER_JOINED:
+            self.user_joined += 1
+            self.user_joined_t_last = time.time_ns()
+            return
+        if msg[:18] == ONLINE_MEMBERS:
+            self.online += 1
+            self.online_t_last = time.time_ns()
+            # one quoted name per member, besides "onlineMembers" and "members"
+            self.members_listed += msg.count(b'"') // 2 - 2
             return
         kind = msg[:1]
         if kind == b"2":
@@ -517,6 +588,10 @@ class Worker:
                 if c.stall and c.sock is not None:
                     c.stalled = True
                     self.ep.unregister(c.sock.fileno())
+            elif self.enter_waiting.get(c) == ack:
+                del self.enter_waiting[c]
+                self.enter_acked += 1
+                self.enter_t_last = time.time_ns()
         elif msg[:2] == b"44" or msg[:2] == b"41" or kind == b"1":
             self.close(c, FAILED if c.state < READY else CLOSED)
 

@@ -6,6 +6,7 @@ Both are context managers that kill what they started, whatever happens.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import queue
@@ -16,10 +17,11 @@ import subprocess
 import sys
 import threading
 import time
+from array import array
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any, Protocol
 
 import psutil
 
@@ -50,8 +52,8 @@ def node_executable() -> str:
     return exe
 
 
-def node_deps_installed() -> bool:
-    return (NODE_DIR / "node_modules" / "socket.io").is_dir()
+def node_deps_installed(*packages: str) -> bool:
+    return all((NODE_DIR / "node_modules" / p).is_dir() for p in packages or ("socket.io",))
 
 
 def server_command(name: str, port: int) -> list[str]:
@@ -270,6 +272,156 @@ class Workers:
             except psutil.NoSuchProcess:
                 pass
         return total
+
+
+class Receivers(Protocol):
+    """What :func:`bench.scenarios.measure` asks of the receiving clients: :class:`Workers`
+    or :class:`NodeWsClients`."""
+
+    @property
+    def n(self) -> int: ...
+
+    def call_all(self, name: str, timeout: float = 60.0, **kwargs: Any) -> list[Any]: ...
+
+    def cpu(self) -> float: ...
+
+
+class NodeWsClients:
+    """``clients`` WebSocket clients of the ``ws`` package, spread over ``procs`` Node
+    processes (``bench/node/ws_clients.mjs``), connected and joined to ``room`` on entry.
+
+    Each process obeys JSON lines on its stdin and answers each with one JSON line; the
+    commands and replies are those of :class:`bench.clients.Worker` that ``measure`` uses
+    (``record``, ``cutoff``, ``received``, ``collect``), and ``collect``'s latencies are
+    turned into the same bytes (``array("q")``, µs) as the Python workers send.
+    """
+
+    def __init__(
+        self,
+        procs: int,
+        port: int,
+        clients: int,
+        prefix: str,
+        room: str,
+        inflight: int = 200,
+        timeout: float = 120.0,
+    ) -> None:
+        self.n = procs
+        self.port = port
+        self.sizes = split(clients, procs)
+        self.prefix = prefix
+        self.room = room
+        self.inflight = inflight
+        self.timeout = timeout
+        self.procs: list[subprocess.Popen[str]] = []
+        self._lines: list[queue.Queue[str | None]] = []
+        self.ready = 0
+        self.failed = 0
+        self.errors: dict[str, int] = {}
+        self.seconds = 0.0
+
+    def __enter__(self) -> NodeWsClients:
+        if not node_deps_installed("ws"):
+            raise BenchError(f"Node dependencies missing: run `npm ci` in {NODE_DIR}")
+        try:
+            per_proc = max(1, self.inflight // self.n)
+            t0 = time.monotonic()
+            for i, size in enumerate(self.sizes):
+                proc = subprocess.Popen(
+                    [
+                        node_executable(),
+                        str(NODE_DIR / "ws_clients.mjs"),
+                        *("--host", HOST, "--port", str(self.port), "--n", str(size)),
+                        *("--prefix", f"{self.prefix}{i}-", "--room", self.room),
+                        *("--inflight", str(per_proc), "--timeout", str(self.timeout)),
+                    ],
+                    cwd=NODE_DIR,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+                lines: queue.Queue[str | None] = queue.Queue()
+                assert proc.stdout is not None
+                threading.Thread(target=_pump_lines, args=(proc.stdout, lines), daemon=True).start()
+                self.procs.append(proc)
+                self._lines.append(lines)
+            for i in range(self.n):
+                reply = self._reply(i, "ready", self.timeout + 30)
+                self.ready += reply["ready"]
+                self.failed += reply["failed"]
+                for reason, count in reply.get("errors", {}).items():
+                    self.errors[reason] = self.errors.get(reason, 0) + count
+            self.seconds = time.monotonic() - t0
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _reply(self, i: int, name: str, timeout: float) -> Any:
+        proc = self.procs[i]
+        try:
+            line = self._lines[i].get(timeout=timeout)
+        except queue.Empty:
+            raise BenchError(f"node ws clients {proc.pid}: no reply to {name} in time") from None
+        if line is None:
+            raise BenchError(f"node ws clients {proc.pid} exited during {name}")
+        return json.loads(line)
+
+    def call_all(self, name: str, timeout: float = 60.0, **kwargs: Any) -> list[Any]:
+        line = json.dumps({"cmd": name, **kwargs}) + "\n"
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write(line)
+            proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        replies = []
+        for i in range(self.n):
+            reply = self._reply(i, name, max(0.1, deadline - time.monotonic()))
+            if "latencies" in reply:
+                reply["latencies"] = array("q", reply["latencies"]).tobytes()
+            replies.append(reply)
+        return replies
+
+    def cpu(self) -> float:
+        total = 0.0
+        for proc in self.procs:
+            try:
+                t = psutil.Process(proc.pid).cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None and proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                    proc.stdin.close()
+        deadline = time.monotonic() + 5
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        self.procs = []
+        self._lines = []
+
+
+def _pump_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
 
 
 def split(total: int, parts: int) -> list[int]:

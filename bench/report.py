@@ -134,8 +134,35 @@ def _idle_label(results: dict[str, Any], index: int, text: str) -> str:
 Row = tuple[str, Callable[[dict[str, Any]], Any], str]
 
 
+def _overload_runs(result: dict[str, Any]) -> str | None:
+    """Deliveries/s of each run, in order: how far the runs spread around the median."""
+    runs = result.get("runs")
+    if not runs:
+        return None
+    return ", ".join("error" if "error" in r else _fmt(float(r["deliveries_per_s"])) for r in runs)
+
+
+def _received_of(received: str, expected: str) -> Callable[[dict[str, Any]], Any]:
+    def get(result: dict[str, Any]) -> Any:
+        if received not in result:
+            return None
+        return f"{_fmt(result[received])} / {_fmt(result.get(expected))}"
+
+    return get
+
+
+def _seconds_or_timeout(key: str) -> Callable[[dict[str, Any]], Any]:
+    def get(result: dict[str, Any]) -> Any:
+        value = result.get(key)
+        if value is None and result.get("timed_out"):
+            return f"not within {_fmt(result.get('timeout'))} s"
+        return value
+
+    return get
+
+
 def rows_for(scenario: str, results: dict[str, Any]) -> list[Row]:
-    if scenario == "fanout":
+    if scenario in ("fanout", "fanout-ws"):
         return [
             ("deliveries/s", _get("deliveries_per_s"), "higher"),
             ("latency p50 (ms)", _get("latency_ms", "p50"), "lower"),
@@ -150,6 +177,42 @@ def rows_for(scenario: str, results: dict[str, Any]) -> list[Row]:
             ),
             ("server CPU, % of a core", _get("cpu", "server_pct_of_core"), ""),
             ("clients CPU, % of a core", _get("cpu", "clients_pct_of_core"), ""),
+        ]
+    if scenario == "overload":
+        return [
+            ("sent (msg)", _get("sent"), ""),
+            ("expected deliveries", _get("expected"), ""),
+            ("delivered within the window", _get("delivered"), "higher"),
+            ("lost in the window", _get("lost_in_window"), "lower"),
+            ("deliveries/s (delivered / sending time)", _get("deliveries_per_s"), "higher"),
+            ("deliveries/s, each run", _overload_runs, ""),
+            ("latency p50 (ms)", _get("latency_ms", "p50"), "lower"),
+            ("latency p90 (ms)", _get("latency_ms", "p90"), "lower"),
+            ("latency p99 (ms)", _get("latency_ms", "p99"), "lower"),
+            ("latency max (ms)", _get("latency_ms", "max"), "lower"),
+            ("server CPU (s)", _get("cpu", "server_s"), ""),
+            ("server CPU, % of a core", _get("cpu", "server_pct_of_core"), ""),
+            ("server CPU µs/delivery", _get("cpu", "server_us_per_delivery"), "lower"),
+            ("server RSS at end (MB)", _get("server_rss_mb"), "lower"),
+            ("healthy clients closed by server", _get("healthy_closed"), "lower"),
+            ("runs failed", _get("failed_runs"), ""),
+        ]
+    if scenario == "joinstorm":
+        return [
+            ("all acks + onlineMembers back (s)", _seconds_or_timeout("entered_seconds"), "lower"),
+            ("all userJoined delivered (s)", _seconds_or_timeout("user_joined_seconds"), "lower"),
+            ("server CPU (s)", _get("server_cpu_s"), "lower"),
+            (
+                "userJoined received / expected",
+                _received_of("user_joined_received", "user_joined_expected"),
+                "",
+            ),
+            (
+                "onlineMembers received / clients",
+                _received_of("online_members_received", "sent"),
+                "",
+            ),
+            ("acks received / clients", _received_of("acked", "sent"), ""),
         ]
     if scenario == "saturation":
         return [
@@ -201,6 +264,9 @@ TITLES = {
     "storm": "connect storm",
     "idle": "idle memory",
     "slow": "slow consumers",
+    "overload": "overload",
+    "joinstorm": "presence join storm",
+    "fanout-ws": "fan-out, Node ws clients",
 }
 
 
@@ -211,6 +277,25 @@ def describe(scenario: str, results: dict[str, Any]) -> str:
         return (
             f"{first.get('clients')} clients, {first.get('rate')} msg/s, "
             f"{first.get('duration')} s, payload {first.get('payload')} B"
+        )
+    if scenario == "fanout-ws":
+        return (
+            f"{first.get('clients')} clients ({first.get('client')}, "
+            f"{first.get('client_procs')} processes), {first.get('rate')} msg/s, "
+            f"{first.get('duration')} s, payload {first.get('payload')} B"
+        )
+    if scenario == "overload":
+        return (
+            f"{first.get('clients')} clients ({first.get('client')}), "
+            f"{first.get('rate')} msg/s for {first.get('duration')} s, "
+            f"payload {first.get('payload')} B, counted until "
+            f"{first.get('grace')} s after the last send; median of {first.get('repeat')} "
+            f"runs per server, interleaved"
+        )
+    if scenario == "joinstorm":
+        return (
+            f"{first.get('clients')} clients send enter(room) at once: join, userJoined to "
+            f"the room, onlineMembers and an ack to the caller"
         )
     if scenario == "saturation":
         return (

@@ -1,7 +1,7 @@
 """Run the bench: each scenario against each server, in one invocation.
 
-python -m bench.run [--scenarios fanout,saturation,storm,idle,slow] [--servers trio,node,pysio]
-                    [--quick] [--out bench/results] [scenario parameters]
+python -m bench.run [--scenarios fanout,saturation,storm,idle,slow,overload,joinstorm,fanout-ws]
+                    [--servers trio,node,pysio] [--quick] [--out bench/results] [parameters]
 
 Prints a Markdown table, writes ``<out>/<timestamp>.json``, ``<out>/latest.json`` and
 ``<out>/latency-<timestamp>.png``. Exits 1 when a scenario failed on a server (the table and
@@ -39,6 +39,12 @@ QUICK = {
     "slow_clients": 100,
     "slow_stalled": 10,
     "slow_duration": 3.0,
+    "overload_clients": 100,
+    "overload_rate": 100.0,
+    "overload_duration": 2.0,
+    "overload_grace": 1.0,
+    "overload_repeat": 1,
+    "joinstorm_clients": 200,
 }
 
 
@@ -74,6 +80,24 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Config]:
     p.add_argument("--slow-rate", type=float, help="default 20")
     p.add_argument("--slow-payload", type=int, help="default 1024")
     p.add_argument("--slow-duration", type=float, help="default 20")
+    p.add_argument("--overload-clients", type=int, help="default 1000")
+    p.add_argument("--overload-rate", type=float, help="sender msg/s (default 200)")
+    p.add_argument("--overload-duration", type=float, help="seconds of sending (default 10)")
+    p.add_argument(
+        "--overload-grace",
+        type=float,
+        help="deliveries count until this many s after the last send (default 3)",
+    )
+    p.add_argument(
+        "--overload-repeat", type=int, help="runs per server, interleaved (default 3; quick 1)"
+    )
+    p.add_argument(
+        "--overload-client",
+        choices=("ws", "ours"),
+        help="receiving clients: Node's ws package (default) or bench/clients.py",
+    )
+    p.add_argument("--joinstorm-clients", type=int, help="default 2000")
+    p.add_argument("--joinstorm-timeout", type=float, help="seconds (default 180)")
     args = p.parse_args(argv)
     values: dict[str, Any] = dict(QUICK) if args.quick else {}
     values["quick"] = args.quick
@@ -95,7 +119,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Config]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args, cfg = parse_args(argv)
-    if "node" in args.servers and not node_deps_installed():
+    needs = ["socket.io"] if "node" in args.servers else []
+    needs += ["ws"] if "fanout-ws" in args.scenarios else []
+    if needs and not node_deps_installed(*needs):
         print("Node dependencies missing: run `make bench` (npm ci in bench/node)", file=sys.stderr)
         return 2
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -118,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{scenario} / {', '.join(args.servers)}] ...", file=sys.stderr, flush=True)
             results.update(JOINT_SCENARIOS[scenario](args.servers, cfg))
             for result in results.values():
-                failed = failed or "error" in result
+                failed = failed or "error" in result or bool(result.get("failed_runs"))
                 result["elapsed_s"] = round(time.monotonic() - t0, 1)
             continue
         for server in args.servers:

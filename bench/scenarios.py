@@ -1,22 +1,26 @@
-"""The five scenarios. Each runs against one server, started fresh for it, and returns a dict.
+"""The scenarios. Each runs against one server, started fresh for it, and returns a dict.
 
 Every function takes the server name and the run's :class:`Config`, starts the server and the
-client workers itself, and stops them before it returns.
+client workers itself, and stops them before it returns. The joint ones (saturation, overload)
+take every server's name and return a dict per server.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import statistics
+import sys
 import threading
 import time
+import traceback
 from array import array
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.procs import Server, Workers, split
+from bench.procs import BenchError, NodeWsClients, Receivers, Server, Workers, split
 
 ROOM = "bench"
 _runs = itertools.count(1)
@@ -49,6 +53,18 @@ class Config:
     slow_rate: float = 20.0
     slow_payload: int = 1024
     slow_duration: float = 20.0
+    # overload: far past capacity, deliveries counted in a fixed window
+    overload_clients: int = 1000
+    overload_rate: float = 200.0
+    overload_duration: float = 10.0
+    overload_grace: float = 3.0
+    overload_repeat: int = 3
+    #: the receiving clients: "ws" (Node's ws package: a client stack that is not ours) or
+    #: "ours" (bench/clients.py, cheaper per delivery)
+    overload_client: str = "ws"
+    # presence join storm
+    joinstorm_clients: int = 2000
+    joinstorm_timeout: float = 180.0
     # drain after sending: stop waiting once nothing arrived for this long
     drain_idle: float = 1.0
     drain_max: float = 5.0
@@ -148,7 +164,7 @@ class Sampler:
 def measure(
     cfg: Config,
     server: Server,
-    rx: Workers,
+    rx: Receivers,
     tx: Workers,
     rate: float,
     duration: float,
@@ -491,13 +507,241 @@ def slow_consumers(name: str, cfg: Config) -> dict[str, Any]:
     }
 
 
+def overload(names: list[str], cfg: Config) -> dict[str, dict[str, Any]]:
+    """Offered load far past capacity, ``overload_repeat`` times per server, interleaved.
+
+    The runs go trio, node, pysio, trio, node, pysio, ..., each on a fresh server that is
+    stopped (with whatever backlog it still holds) before the next run starts, so that noise
+    from outside the bench falls on all servers alike and no run pays for another's backlog.
+    Each server's result is the median of each figure over its runs, and ``runs`` lists them.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for _ in range(max(1, cfg.overload_repeat)):
+        for name in names:
+            t0 = time.monotonic()
+            print(f"[overload / {name}] run {len(runs[name]) + 1} ...", file=sys.stderr, flush=True)
+            try:
+                result = overload_run(name, cfg)
+            except (BenchError, RuntimeError, OSError) as exc:
+                traceback.print_exc()
+                result = {"error": f"{type(exc).__name__}: {exc}"}
+            result["elapsed_s"] = round(time.monotonic() - t0, 1)
+            result["loadavg_1min_after"] = round(os.getloadavg()[0], 2)
+            runs[name].append(result)
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        good = [r for r in runs[name] if "error" not in r]
+        failed = len(runs[name]) - len(good)
+        if not good:
+            results[name] = {"error": runs[name][0]["error"], "runs": runs[name]}
+            continue
+        results[name] = {
+            **median_of(good),
+            "repeat": len(runs[name]),
+            "failed_runs": failed,
+            "runs": runs[name],
+        }
+    return results
+
+
+def overload_run(name: str, cfg: Config) -> dict[str, Any]:
+    """N clients in one room, one sender at R msg/s for D s, on a fresh server; deliveries
+    are counted only if received within ``overload_grace`` s of the last send."""
+    n = cfg.overload_clients
+    with ExitStack() as stack:
+        server = stack.enter_context(Server(name))
+        rx: Receivers
+        if cfg.overload_client == "ws":
+            ws = stack.enter_context(NodeWsClients(cfg.client_procs, server.port, n, "o", ROOM))
+            require(ws.ready, n, f"node ws clients connected and joined {ws.errors}")
+            rx = ws
+        else:
+            workers = stack.enter_context(Workers(cfg.client_procs, server.port))
+            require(connect(workers, n, "o")["ready"], n, "clients connected")
+            require(join(workers)["acked"], n, "joins acked")
+            rx = workers
+        tx = stack.enter_context(Workers(1, server.port))
+        require(connect(tx, 1, "sender")["ready"], 1, "sender connected")
+        run = next(_runs)
+        cpu_server0, cpu_clients0 = server.cpu(), rx.cpu() + tx.cpu()
+        t0 = time.monotonic()
+        receivers = sum(r["receivers"] for r in rx.call_all("record", run=run))
+        sent_reply = tx.call_all(
+            "send",
+            timeout=cfg.overload_duration + 60,
+            room=ROOM,
+            rate=cfg.overload_rate,
+            duration=cfg.overload_duration,
+            run=run,
+            pad=cfg.payload,
+        )[0]
+        sent = sent_reply["sent"]
+        send_seconds = max(1e-9, (sent_reply["t_end"] - sent_reply["t_start"]) / 1e9)
+        # the window ends a fixed time after the last send, however much is still on its way:
+        # the clients count nothing they receive after it
+        cutoff_ns = sent_reply["t_end"] + round(cfg.overload_grace * 1e9)
+        rx.call_all("cutoff", until_ns=cutoff_ns)
+        time.sleep(max(0.0, (cutoff_ns - time.time_ns()) / 1e9))
+        window = time.monotonic() - t0
+        cpu_server = server.cpu() - cpu_server0
+        cpu_clients = rx.cpu() + tx.cpu() - cpu_clients0
+        rss = server.rss()
+        alive = server.alive()
+        replies = rx.call_all("collect", timeout=120)
+        banner = server.banner
+    lat = _sorted_latencies(replies)
+    delivered = len(lat)
+    expected = sent * receivers
+    return {
+        "clients": n,
+        "client": "node ws" if cfg.overload_client == "ws" else "ours",
+        "rate": cfg.overload_rate,
+        "duration": cfg.overload_duration,
+        "grace": cfg.overload_grace,
+        "payload": cfg.payload,
+        "receivers": receivers,
+        "sent": sent,
+        "expected": expected,
+        "delivered": delivered,
+        "lost_in_window": expected - delivered,
+        # received after the window, before the clients stopped counting: information only
+        "late": sum(r["late"] for r in replies),
+        "send_seconds": round(send_seconds, 3),
+        "window_s": round(window, 3),
+        "offered_deliveries_per_s": round(expected / send_seconds, 1),
+        "deliveries_per_s": round(delivered / send_seconds, 1),
+        "latency_ms": latency_quantiles(lat),
+        "cpu": {
+            "server_s": round(cpu_server, 3),
+            "server_pct_of_core": round(100 * cpu_server / window, 1),
+            "server_us_per_delivery": round(1e6 * cpu_server / delivered, 2) if delivered else None,
+            "clients_s": round(cpu_clients, 3),
+            "clients_pct_of_core": round(100 * cpu_clients / window, 1),
+        },
+        "server_rss_mb": round(rss / 2**20, 1),
+        "server_alive": alive,
+        "healthy_closed": sum(r["healthy_closed"] for r in replies),
+        "banner": banner,
+    }
+
+
+def median_of(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each number of the runs' results: its median over the runs (NaN ignored); anything
+    else (text, flags): the first run's."""
+    out: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        values = [r.get(key) for r in runs]
+        if isinstance(first, dict):
+            out[key] = median_of([v for v in values if isinstance(v, dict)])
+        elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            numbers: list[float] = [v for v in values if v is not None and v == v]  # NaN != NaN
+            out[key] = statistics.median(numbers) if numbers else float("nan")
+        else:
+            out[key] = first
+    return out
+
+
+def joinstorm(name: str, cfg: Config) -> dict[str, Any]:
+    """A presence join storm: N connected clients all send ``enter(room)`` at once.
+
+    Each ``enter`` joins the room, sends ``userJoined`` to the rest of the room, and answers
+    the caller with ``onlineMembers`` (the room's names, through the cluster-capable socket
+    listing) and an ack. The k-th client to enter is announced to the k - 1 already there,
+    so N(N - 1)/2 ``userJoined`` deliveries in all.
+    """
+    n = cfg.joinstorm_clients
+    with Server(name) as server, Workers(cfg.client_procs, server.port) as rx:
+        require(connect(rx, n, "p")["ready"], n, "clients connected")
+        expected = n * (n - 1) // 2
+        cpu0 = server.cpu()
+        t0 = time.monotonic()
+        starts = rx.call_all("enter", room=ROOM)
+        sent = sum(r["sent"] for r in starts)
+        t_first = min(r["t_start"] for r in starts)
+        deadline = t0 + cfg.joinstorm_timeout
+        while True:
+            status = rx.call_all("presence")
+            acked = sum(r["acked"] for r in status)
+            online = sum(r["online"] for r in status)
+            user_joined = sum(r["user_joined"] for r in status)
+            complete = acked >= sent and online >= sent and user_joined >= expected
+            if complete or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        cpu = server.cpu() - cpu0
+        rss = server.rss()
+
+    def since_first(key: str, done: bool) -> float | None:
+        return round((max(r[key] for r in status) - t_first) / 1e9, 3) if done else None
+
+    ack_s = since_first("t_last_ack", acked >= sent)
+    online_s = since_first("t_last_online", online >= sent)
+    return {
+        "clients": n,
+        "timeout": cfg.joinstorm_timeout,
+        "sent": sent,
+        "acked": acked,
+        "online_members_received": online,
+        "members_listed": sum(r["members_listed"] for r in status),
+        "user_joined_received": user_joined,
+        "user_joined_expected": expected,
+        "complete": complete,
+        "timed_out": not complete,
+        "ack_seconds": ack_s,
+        "online_members_seconds": online_s,
+        # every client has both its ack and its onlineMembers
+        "entered_seconds": max(ack_s, online_s)
+        if ack_s is not None and online_s is not None
+        else None,
+        "user_joined_seconds": since_first("t_last_user_joined", user_joined >= expected),
+        "server_cpu_s": round(cpu, 3),
+        "server_rss_mb": round(rss / 2**20, 1),
+        "client_states": {k: sum(r["states"][k] for r in status) for k in status[0]["states"]},
+        "banner": server.banner,
+    }
+
+
+def fanout_ws(name: str, cfg: Config) -> dict[str, Any]:
+    """:func:`fanout` with Node's ``ws`` package as the receiving clients (the sender is
+    still a Python worker): the same figures from a client stack that is not ours."""
+    with (
+        Server(name) as server,
+        NodeWsClients(cfg.client_procs, server.port, cfg.clients, "n", ROOM) as rx,
+        Workers(1, server.port) as tx,
+    ):
+        require(rx.ready, cfg.clients, f"node ws clients connected and joined {rx.errors}")
+        require(connect(tx, 1, "sender")["ready"], 1, "sender connected")
+        result = measure(cfg, server, rx, tx, cfg.rate, cfg.duration, cfg.payload)
+        result.update(
+            clients=cfg.clients,
+            duration=cfg.duration,
+            payload=cfg.payload,
+            client="node ws",
+            client_procs=cfg.client_procs,
+            connect_join_seconds=round(rx.seconds, 3),
+        )
+        result["banner"] = server.banner
+        return result
+
+
 #: scenarios that run one server at a time
 SCENARIOS = {
     "fanout": fanout,
     "storm": storm,
     "idle": idle_memory,
     "slow": slow_consumers,
+    "joinstorm": joinstorm,
+    "fanout-ws": fanout_ws,
 }
 #: scenarios that take every server at once
-JOINT_SCENARIOS = {"saturation": saturation}
-ALL_SCENARIOS = ("fanout", "saturation", "storm", "idle", "slow")
+JOINT_SCENARIOS = {"saturation": saturation, "overload": overload}
+ALL_SCENARIOS = (
+    "fanout",
+    "saturation",
+    "storm",
+    "idle",
+    "slow",
+    "overload",
+    "joinstorm",
+    "fanout-ws",
+)

@@ -39,6 +39,14 @@ io.on("connection", (socket) => {
     socket.join(room);
     if (typeof ack === "function") ack(true);
   });
+  // a presence join: the room hears of the newcomer, the newcomer gets the room's names
+  socket.on("enter", async (room, ack) => {
+    socket.join(room);
+    socket.to(room).emit("userJoined", { name: socket.data.name });
+    const members = await io.in(room).fetchSockets();
+    socket.emit("onlineMembers", { members: members.map((s) => s.data.name) });
+    if (typeof ack === "function") ack(true);
+  });
   socket.on("broadcast", (room, payload) => {
     io.to(room).emit("msg", payload);
   });

@@ -29,10 +29,26 @@ def build_app() -> Any:
     async def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
         if not isinstance(auth, dict) or not auth.get("name"):
             raise socketio.exceptions.ConnectionRefusedError("a name is required")
+        await sio.save_session(sid, {"name": auth["name"]})
 
     @sio.event
     async def join(sid: str, room: str) -> bool:
         await sio.enter_room(sid, room)
+        return True
+
+    @sio.event
+    async def enter(sid: str, room: str) -> bool:
+        # a presence join: the room hears of the newcomer, the newcomer gets the room's names
+        name = (await sio.get_session(sid))["name"]
+        await sio.enter_room(sid, room)
+        await sio.emit("userJoined", {"name": name}, room=room, skip_sid=sid)
+        # the manager's participants of the room (this process's: python-socketio has no
+        # cluster-wide listing), with the name each saved in its session at connect
+        members = [
+            (await sio.get_session(other))["name"]
+            for other, _ in list(sio.manager.get_participants("/", room))
+        ]
+        await sio.emit("onlineMembers", {"members": members}, to=sid)
         return True
 
     @sio.event

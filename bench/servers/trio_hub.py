@@ -41,6 +41,15 @@ def build_hub(max_queue: int, adapter_factory: AdapterFactory | None = None, **o
         socket.join(room)
         return True
 
+    @hub.on("enter")
+    async def on_enter(socket: Socket, room: str) -> bool:
+        # a presence join: the room hears of the newcomer, the newcomer gets the room's names
+        socket.join(room)
+        socket.to(room).emit("userJoined", {"name": socket.data["name"]})
+        members = await hub.to(room).fetch_sockets()
+        socket.emit("onlineMembers", {"members": [s.data["name"] for s in members]})
+        return True
+
     @hub.on("broadcast")
     def on_broadcast(socket: Socket, room: str, payload: Any) -> None:
         hub.to(room).emit("msg", payload)
