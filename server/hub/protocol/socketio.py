@@ -8,6 +8,7 @@ by one Engine.IO binary message per attachment. :func:`encode` splits a packet t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -58,12 +59,24 @@ class Packet:
     binary: bool = field(default=False, compare=False)
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
     # a lone surrogate a client sent (as a JSON escape) goes back out as that escape
     try:
-        return jsontext.dumps(value)
+        return jsontext.dumps(value, default=default)
     except ValueError as exc:  # NaN / Infinity have no JSON form
         raise TypeError(f"cannot send {value!r} as JSON: {exc}") from None
+
+
+class _Binary(Exception):
+    """The JSON encoder met binary data: the packet needs attachments."""
+
+
+def _binary_or_error(value: Any) -> Any:
+    """``default`` of the first, optimistic encoding: JSON has no form for anything it
+    calls this with; binary makes a packet with attachments, the rest is an error."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        raise _Binary
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def has_binary(value: Any) -> bool:
@@ -94,9 +107,20 @@ def encode(packet: Packet) -> list[str | bytes]:
     buffers: list[bytes] = []
     if "," in packet.nsp:
         raise ValueError(f"a namespace cannot contain a comma: {packet.nsp!r}")
-    if packet_type in _BINARY_OF and has_binary(data):
-        data = _deconstruct(data, buffers)
-        packet_type = _BINARY_OF[packet_type]
+    text = None
+    if data is not None:
+        if packet_type in _BINARY_OF:
+            # encoded as plain JSON first: the C encoder finds binary data on its way (it
+            # calls the default for it), where a walk of the value in Python cost as much
+            # as the encoding itself
+            try:
+                text = _dumps(data, _binary_or_error)
+            except _Binary:
+                data = _deconstruct(data, buffers)
+                packet_type = _BINARY_OF[packet_type]
+                text = _dumps(data)
+        else:
+            text = _dumps(data)
     parts = [str(packet_type.value)]
     if buffers:
         parts.append(f"{len(buffers)}-")
@@ -104,8 +128,8 @@ def encode(packet: Packet) -> list[str | bytes]:
         parts.append(packet.nsp + ",")
     if packet.id is not None:
         parts.append(str(packet.id))
-    if data is not None:
-        parts.append(_dumps(data))
+    if text is not None:
+        parts.append(text)
     return ["".join(parts), *buffers]
 
 
