@@ -172,6 +172,16 @@ def render(
             "Chat messages stored and sent.",
             [("", realtime.stats["messages"])],
         )
+        out.metric(
+            "realtime_membership_checks_total",
+            "counter",
+            "Membership checks (joins, REST), by how they were answered: remembered, or by "
+            "the store.",
+            [
+                ('{how="remembered"}', realtime.access.hits),
+                ('{how="store"}', realtime.access.queries),
+            ],
+        )
         limited = Counter[str]()
         for limiter in (realtime.limiter, realtime.rest_limiter):
             if limiter is not None:

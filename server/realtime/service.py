@@ -161,6 +161,7 @@ class Realtime:
         hub.on("cursorMove", self.cursor_move)
         hub.on("notificationRead", self.notification_read)
         hub.on_server_side("presence", self._presence_elsewhere)
+        hub.on_server_side("membership", self._membership_elsewhere)
         self.notifier.install()
         return self
 
@@ -299,6 +300,18 @@ class Realtime:
             self.presence.setdefault(project_id, {})[user_id] = str(user_name)
         else:
             self._left(project_id, user_id)
+
+    # ---- memberships --------------------------------------------------------------------
+    def membership_changed(self, project_id: int, user_id: str | None = None) -> None:
+        """A membership was taken away (``user_id``'s, or anyone's in the project): every
+        node forgets what it remembered of it (Access), this one at once, the others when
+        the announcement reaches them."""
+        self.access.forget(project_id, user_id)
+        self.hub.server_side_emit("membership", project_id, user_id)
+
+    def _membership_elsewhere(self, project_id: Any, user_id: Any = None) -> None:
+        if isinstance(project_id, int) and (user_id is None or isinstance(user_id, str)):
+            self.access.forget(project_id, user_id)
 
     # ---- presence that heals -------------------------------------------------------------
     def nodes_lost(self) -> None:

@@ -104,14 +104,26 @@ async def serving_on(store: str, tmp_path: Path, **changes: Any) -> AsyncIterato
 def drop_table(svc: Service, table: str) -> None:
     """Drop ``table`` behind the server's back, through a connection of the test's own: a
     real database fault."""
+    if svc.settings.database_url.startswith("postgresql://"):
+        behind_the_back(svc, sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(table)))
+    else:
+        behind_the_back(svc, f"DROP TABLE {table}")
+
+
+def behind_the_back(svc: Service, statement: str | sql.Composed, *params: Any) -> None:
+    """Run one statement on the service's database through a connection of the test's own
+    (SQLite's ``?`` placeholders are turned into PostgreSQL's ``%s``)."""
     url = svc.settings.database_url
     if url.startswith("postgresql://"):
+        if isinstance(statement, str):
+            statement = statement.replace("?", "%s")
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(table)))
+            conn.execute(statement, params)
         return
+    assert isinstance(statement, str)
     conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
     conn.execute("PRAGMA foreign_keys = OFF")
-    conn.execute(f"DROP TABLE {table}")
+    conn.execute(statement, params)
     conn.close()
 
 
