@@ -37,8 +37,9 @@ class Client:
     """The :class:`~server.hub.engine.SessionHandler` of a Socket.IO connection.
 
     Event handlers run in the session's nursery, so they belong to the connection's task
-    tree and are cancelled with it. At most ``max_handlers`` async handlers run at once
-    per connection; past that the reader waits, and TCP pushes back on the client.
+    tree, and are cancelled when the session closes. At most ``max_handlers`` async
+    handlers run at once per connection; past that the reader waits, and TCP pushes back on
+    the client.
     """
 
     def __init__(
@@ -56,7 +57,8 @@ class Client:
         self._lookup = lookup
         self._waiting = waiting
         self._max_handlers = config.max_handlers
-        self._slots = trio.Semaphore(config.max_handlers)
+        #: Made by the first async handler: most connections never run one.
+        self._slots: trio.Semaphore | None = None
         #: Set by the first successful CONNECT: from then on the connect timeout no longer
         #: applies, even once the client has left every namespace (as in Node).
         self._joined = False
@@ -65,7 +67,8 @@ class Client:
 
     @property
     def handlers_in_flight(self) -> int:
-        return self._max_handlers - self._slots.value
+        slots = self._slots
+        return 0 if slots is None else self._max_handlers - slots.value
 
     def send_packet(self, packet: sio.Packet, *, volatile: bool = False) -> bool:
         return self.session.send(Wire.messages(sio.encode(packet)), volatile=volatile)
@@ -158,12 +161,15 @@ class Client:
                 return
             self._answer(socket, ack_id, event, result)
             return
-        await self._slots.acquire()
+        slots = self._slots
+        if slots is None:
+            slots = self._slots = trio.Semaphore(self._max_handlers)
+        await slots.acquire()
         nursery = self.session.nursery
         if nursery is None or not self.session.is_open:
-            self._slots.release()
+            slots.release()
             return
-        await nursery.start(self._run_async, handler, args, socket, ack_id, event)
+        await nursery.start(self._run_async, handler, args, socket, ack_id, event, slots)
 
     async def _run_async(
         self,
@@ -172,18 +178,24 @@ class Client:
         socket: Socket,
         ack_id: int | None,
         event: str,
+        slots: trio.Semaphore,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        session = self.session
+        scope = session.task_scope()  # cancelled when the session closes
         try:
             task_status.started()
-            try:
-                result = await handler.fn(*args)
-            except Exception as exc:
-                self._failed(socket, event, exc)
-                return
-            self._answer(socket, ack_id, event, result)
+            del task_status  # it holds the nursery of the start() that made this task
+            with scope:
+                try:
+                    result = await handler.fn(*args)
+                except Exception as exc:
+                    self._failed(socket, event, exc)
+                    return
+                self._answer(socket, ack_id, event, result)
         finally:
-            self._slots.release()
+            session.task_done(scope)
+            slots.release()
 
     def _failed(self, socket: Socket, event: str, error: BaseException) -> None:
         self.stats["handler_errors"] += 1

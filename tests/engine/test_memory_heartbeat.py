@@ -80,10 +80,14 @@ async def test_a_session_whose_ping_fails_ends_alone(
         doomed, other = await mem.open(), await mem.open()
         session = mem.session(doomed)
 
-        def broken() -> None:
-            raise RuntimeError("injected ping failure")
+        send_ping = Session.send_ping
 
-        monkeypatch.setattr(session, "send_ping", broken)
+        def broken(self: Session) -> None:
+            if self is session:
+                raise RuntimeError("injected ping failure")
+            send_ping(self)
+
+        monkeypatch.setattr(Session, "send_ping", broken)
         got: list[Response] = []
 
         async def get() -> None:

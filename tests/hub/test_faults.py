@@ -146,10 +146,14 @@ async def test_a_failing_poll_ends_only_its_session(monkeypatch: pytest.MonkeyPa
         assert (await http.get("/socket.io/", params=params)).text.startswith("40")
         session = hub.engine.sessions[sid]
 
-        def broken() -> list[Any]:
-            raise RuntimeError("injected poll failure")
+        take_all = Session.take_all
 
-        monkeypatch.setattr(session, "take_all", broken)
+        def broken(self: Session, max_bytes: int | None = None) -> list[Any]:
+            if self is session:
+                raise RuntimeError("injected poll failure")
+            return take_all(self, max_bytes)
+
+        monkeypatch.setattr(Session, "take_all", broken)
         sockets[0].emit("hello")
         with pytest.raises(httpx.HTTPError):  # the connection is closed, no answer
             await http.get("/socket.io/", params=params)

@@ -55,6 +55,26 @@ class Switched:
 
 Outcome: TypeAlias = Done | Switched
 
+#: Strings up to this long are shared (see :func:`shared`); at most this many at once.
+SHARED_CHARS = 32
+SHARED_MAX = 4096
+_shared: dict[str, str] = {}
+
+
+def shared(text: str) -> str:
+    """The one copy of ``text`` that every request with it gets (a header's name, a short
+    value that clients send alike, the method), so that the sessions that keep their
+    handshake's headers do not each keep their own. Not :func:`sys.intern`: what clients
+    send is theirs to choose, and the table is bounded (emptied when full)."""
+    if len(text) > SHARED_CHARS:
+        return text
+    found = _shared.get(text)
+    if found is None:
+        if len(_shared) >= SHARED_MAX:
+            _shared.clear()
+        found = _shared[text] = text
+    return found
+
 
 class Server(Protocol):
     """What serving a request may ask of the server (an :class:`EngineServer`)."""
@@ -69,6 +89,14 @@ class Server(Protocol):
 
     async def open_session(self, request: RequestInfo, transport: Transport) -> Session:
         """A new session on ``transport``, running when this returns."""
+
+    def serve_in_connection(
+        self,
+        request: RequestInfo,
+        transport: Transport,
+        carry: Callable[[Session, trio.Nursery], Awaitable[None]],
+    ) -> Awaitable[None]:
+        """A new session on ``transport``; what serves it in the calling task to its end."""
 
 
 class BodyError(Enum):
@@ -97,8 +125,12 @@ class Exchange:
         self.address = address
         self.target = request.target.decode("latin-1")
         self.path, _, self.query_string = self.target.partition("?")
-        self.method = request.method.decode("ascii")
-        self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers}
+        self.method = shared(request.method.decode("ascii"))
+        # a session keeps its handshake's headers: their names, and the short values that
+        # most clients send alike, are shared by every connection rather than copied
+        self.headers = {
+            shared(k.decode("latin-1")): shared(v.decode("latin-1")) for k, v in request.headers
+        }
         self.origin = self.headers.get("origin")
         #: The CORS headers of every answer, once the origin has been allowed.
         self.cors: Headers = []

@@ -20,6 +20,7 @@ from server.hub.engine.exchange import (
     Exchange,
     Outcome,
     Server,
+    shared,
 )
 from server.hub.engine.session import RequestInfo
 from server.hub.protocol import engineio as eio
@@ -54,7 +55,8 @@ async def route(engine: Server, ex: Exchange) -> Outcome:
     if ex.method == "OPTIONS":
         await ex.respond(204, b"", None, policy.preflight_headers(ex.origin, ex.headers))
         return Done.KEEP_ALIVE
-    query = dict(parse_qsl(ex.query_string, keep_blank_values=True))
+    # a new session keeps it (as its handshake's): names and short values shared, as headers
+    query = {shared(k): shared(v) for k, v in parse_qsl(ex.query_string, keep_blank_values=True)}
     if query.get("EIO") != str(eio.PROTOCOL_VERSION):
         await ex.error(400, UNSUPPORTED_PROTOCOL_VERSION)
         return Done.KEEP_ALIVE

@@ -4,10 +4,16 @@ Task tree::
 
     EngineServer.serve
     ├── heartbeat (one timer for every session)
-    ├── sessions nursery ── Session.run, one per session (its handlers run in its own nursery)
+    ├── sessions nursery ── Session.run, one per session that began on long-polling
+    │       └── its handlers
     └── connections nursery ── one task per connection (handle_stream)
             ├── HTTP requests, one after another (a GET may wait for packets)
-            └── or, after an upgrade: WebSocket reader + writer
+            └── or, after an upgrade: the WebSocket's reader; in its nursery the writer
+                (only while there is something to write) and, for a session that began on
+                this WebSocket, the session's handlers and its clean-up (Session.serve)
+
+An idle WebSocket connection is one task: a task and its nursery are a good part of what an
+idle connection costs.
 
 What serves a request is in modules of its own: :mod:`.routing` (the checks every request
 passes), :mod:`.polling` (GET and POST), :mod:`.upgrade` (the WebSocket handshake, and the
@@ -25,7 +31,7 @@ from __future__ import annotations
 import errno
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import h11
 import trio
@@ -112,7 +118,8 @@ class EngineServer:
                 log.error("accept failed (%s): pausing new connections for 100 ms", exc)
                 await trio.sleep(0.1)
                 continue
-            into.start_soon(self.handle_stream, stream, self.admit(stream))
+            # a constant name: by default Trio makes one for every task
+            into.start_soon(self.handle_stream, stream, self.admit(stream), name="connection")
 
     def admit(self, stream: trio.abc.Stream) -> Slot:
         """A place for a new connection among those still handshaking. Past a limit, the
@@ -150,27 +157,57 @@ class EngineServer:
             session.close(reason, final=final)
 
     async def open_session(self, request: RequestInfo, transport: Transport) -> Session:
-        """A new session on ``transport``, running (its handler made) when this returns."""
+        """A new session on ``transport``, running (its handler made) when this returns,
+        in a task of its own (see :meth:`serve_in_connection` for a WebSocket's)."""
         assert self._session_nursery is not None, "EngineServer.run_sessions is not running"
+        session = self._new_session(request, transport)
+        await self._session_nursery.start(self._run_session, session)
+        return session
+
+    def serve_in_connection(
+        self,
+        request: RequestInfo,
+        transport: Transport,
+        carry: Callable[[Session, trio.Nursery], Awaitable[None]],
+    ) -> Awaitable[None]:
+        """A new session on ``transport``, to be served in the calling task (its
+        connection's): what this returns serves it to its end, and is awaited at once.
+        ``carry(session, nursery)`` reads the connection, in the nursery where the session's
+        work runs (see :meth:`Session.serve`). Not a coroutine of its own: an idle
+        connection waits under one frame less."""
+        session = self._new_session(request, transport)
+        self._session_began()
+        return session.serve(self.handler_factory, carry, self._session_cleaned)
+
+    def _new_session(self, request: RequestInfo, transport: Transport) -> Session:
         session = Session(
             self.config, self.heartbeat, request, transport, self._remove, self._faulted
         )
         self.sessions[session.sid] = session
-        await self._session_nursery.start(self._run_session, session)
         return session
 
     async def _run_session(
         self, session: Session, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
+        self._session_began()
+        try:
+            run = session.run(self.handler_factory, task_status=task_status)
+            # the status holds the nursery of the start() that made this task: let go
+            del task_status
+            await run
+        finally:
+            self._session_cleaned()
+
+    def _session_began(self) -> None:
         if self._running == 0:
             self._all_closed = trio.Event()
         self._running += 1
-        try:
-            await session.run(self.handler_factory, task_status=task_status)
-        finally:
-            self._running -= 1
-            if self._running == 0:
-                self._all_closed.set()
+
+    def _session_cleaned(self) -> None:
+        """A session has closed and run its clean-up (see :meth:`wait_all_closed`)."""
+        self._running -= 1
+        if self._running == 0:
+            self._all_closed.set()
 
     async def wait_all_closed(self) -> None:
         """Return once every session has closed and finished its clean-up."""
@@ -224,17 +261,22 @@ class EngineServer:
         """
         address = _peer_address(stream)
         try:
-            switched = await self._serve_http(stream, address, slot)
+            try:
+                switched = await self._serve_http(stream, address, slot)
+            finally:
+                if slot is not None:
+                    slot.release()
+                slot = None  # a WebSocket served from here on keeps neither
             if switched is not None:
-                await switched.serve()  # the HTTP parser and the requests are gone by now
+                # the HTTP parser and the requests are gone by now
+                serving, switched = switched.serve(), None
+                await serving
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except Exception:
             self._ended["connection_errors"] += 1
             log.exception("connection from %s failed; closing it", _peer(address))
         finally:
-            if slot is not None:
-                slot.release()
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 

@@ -3,10 +3,12 @@
 The session owns the outbound queue, the heartbeat state and its :class:`State` (the state
 machine is the table of :mod:`server.hub.engine.state`; the methods here are its transitions,
 called by the transports and the heartbeat). Transports (a long-polling request, a WebSocket
-connection) take packets from it. Its task tree lives in the engine's session nursery:
-:meth:`Session.run` holds a nursery for the work its messages start (the Socket.IO layer's
-event handlers), and when the session closes that nursery is cancelled and the clean-up runs
-shielded, with a deadline.
+connection) take packets from it. Its task tree has a nursery for the work its messages
+start (the Socket.IO layer's event handlers): a session born on a WebSocket is served in
+that connection's task (:meth:`Session.serve`: one task and one nursery for the reader, the
+writer when there is one, and the handlers), any other in a task of its own in the engine's
+session nursery (:meth:`Session.run`). When the session closes its handlers are cancelled
+and the clean-up runs shielded, with a deadline.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from server.hub.engine.config import EngineConfig
+from server.hub.engine.flag import Flag
 from server.hub.engine.state import (
     OPEN_STATES,
     POLLING_STATES,
@@ -80,6 +83,40 @@ class Transport(Protocol):
 class Session:
     """One Engine.IO client, across polling and WebSocket."""
 
+    # slots: an instance dict past 30 attributes is a table of its own (1.5 KB a session)
+    __slots__ = (
+        "_clean_up_in",
+        "_cleaned",
+        "_closed",
+        "_heartbeat",
+        "_on_cleaned",
+        "_on_fault",
+        "_on_removed",
+        "_open",
+        "_poll_wakeup",
+        "_polled_at",
+        "_tasks",
+        "_tasks_ended",
+        "awaiting_pong",
+        "close_reason",
+        "config",
+        "dropped_volatile",
+        "fault",
+        "handler",
+        "heartbeat_token",
+        "kept_past_bounds",
+        "nursery",
+        "packets_out",
+        "poll_pending",
+        "post_pending",
+        "queue",
+        "queued_bytes",
+        "request",
+        "sid",
+        "state",
+        "transport",
+    )
+
     def __init__(
         self,
         config: EngineConfig,
@@ -129,8 +166,18 @@ class Session:
         self._poll_wakeup: trio.Event | None = None
         #: When a GET last took what was queued (or the session began).
         self._polled_at = trio.current_time()
-        self._closed = trio.Event()
+        self._closed = Flag()
+        #: Where the work its messages start runs (see :meth:`run` and :meth:`serve`).
         self.nursery: trio.Nursery | None = None
+        #: The cancel scopes of that work's tasks, running now (see :meth:`task_scope`);
+        #: made by the first.
+        self._tasks: set[trio.CancelScope] | None = None
+        #: Set by the clean-up while it waits for those tasks to end.
+        self._tasks_ended: trio.Event | None = None
+        #: Served in its connection's task: where the clean-up starts once it closes.
+        self._clean_up_in: trio.Nursery | None = None
+        self._cleaned = False
+        self._on_cleaned: Callable[[], None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
     @property
@@ -175,22 +222,67 @@ class Session:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """The session's supervised task tree; returns after the clean-up has run."""
+        """The session's supervised task tree, in a task of its own (a session that begins
+        on long-polling); returns after the clean-up has run."""
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 self.handler = handler_factory(self)
                 self._heartbeat.schedule_ping(self)
                 task_status.started()
+                # the status holds the nursery of the start() that made this task: let go
+                del task_status
                 await self._closed.wait()
                 nursery.cancel_scope.cancel()
         except Exception as exc:
             # a task of this session's tree failed: it ends this session, and only this one
             self.failed(exc, "a task of its tree")
         finally:
+            await self._clean_up()
+
+    async def serve(
+        self,
+        handler_factory: Callable[[Session], SessionHandler],
+        carry: Callable[[Session, trio.Nursery], Awaitable[None]],
+        on_cleaned: Callable[[], None],
+    ) -> None:
+        """The session served in the task of the connection that carries it (a WebSocket's):
+        ``carry`` is that connection's reader, run in the nursery it is given, which is also
+        the session's (the writer and the handlers run in it). When the session closes,
+        its handlers are cancelled and its clean-up starts in that nursery at once, so that
+        it does not wait for the connection's last writes (a stalled client has
+        ``CLOSE_FLUSH_TIMEOUT``); ``on_cleaned`` is called once the clean-up is done.
+        Returns when the connection is over, after the clean-up."""
+        self._on_cleaned = on_cleaned
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = self._clean_up_in = nursery
+                self.handler = handler_factory(self)
+                self._heartbeat.schedule_ping(self)
+                await carry(self, nursery)
+        except Exception as exc:
+            # a task of this connection's tree failed: it ends this session, and only this one
+            self._clean_up_in = None
+            self.failed(exc, "a task of its tree")
+        finally:
+            self._clean_up_in = None
+            await self._clean_up()  # done already, unless the connection ended first
+
+    async def _clean_up(self) -> None:
+        """Once: nothing more goes out, the session's tasks end (cancelled when it closed),
+        then the handler's ``on_close`` runs, shielded, within ``cleanup_timeout``."""
+        if self._cleaned:
+            return
+        self._cleaned = True
+        try:
             if self._open:  # cancelled with the engine: nothing more goes out
                 self._move(Event.ABORT)
             self._heartbeat.stop(self)
+            if self._tasks:
+                self._cancel_tasks()
+                self._tasks_ended = trio.Event()
+                await self._tasks_ended.wait()
+        finally:
             handler = self.handler
             if handler is not None:
                 with trio.move_on_after(self.config.cleanup_timeout) as scope:
@@ -201,6 +293,34 @@ class Session:
                         log.exception("clean-up of session %s failed", self.sid)
                 if scope.cancelled_caught:
                     log.warning("clean-up of session %s passed its deadline", self.sid)
+            on_cleaned, self._on_cleaned = self._on_cleaned, None
+            if on_cleaned is not None:
+                on_cleaned()
+
+    def task_scope(self) -> trio.CancelScope:
+        """A cancel scope for a task of this session's work (an event handler), cancelled
+        when the session closes (at once if it has); :meth:`task_done` gives it back when
+        the task ends. The clean-up waits for these tasks."""
+        scope = trio.CancelScope()
+        if not self._open:
+            scope.cancel()
+        tasks = self._tasks
+        if tasks is None:
+            tasks = self._tasks = set()
+        tasks.add(scope)
+        return scope
+
+    def task_done(self, scope: trio.CancelScope) -> None:
+        tasks = self._tasks
+        if tasks is not None:
+            tasks.discard(scope)
+            if not tasks and self._tasks_ended is not None:
+                self._tasks_ended.set()
+
+    def _cancel_tasks(self) -> None:
+        if self._tasks:
+            for scope in self._tasks:
+                scope.cancel()
 
     def close(self, reason: str = "forced close", *, final: bool = True) -> bool:
         """Server-initiated close (``CLOSE``): queued packets still go out, then the end:
@@ -253,6 +373,13 @@ class Session:
             self._on_removed(self)
             self._heartbeat.stop(self)
         self._closed.set()
+        self._cancel_tasks()
+        nursery = self._clean_up_in
+        if nursery is not None:
+            # served in its connection's task: the clean-up starts now, beside the writes
+            self._clean_up_in = None
+            with contextlib.suppress(RuntimeError):  # the connection is over: serve() does it
+                nursery.start_soon(self._clean_up, name="session clean-up")
 
     async def wait_closed(self) -> None:
         await self._closed.wait()

@@ -25,7 +25,7 @@ from server.hub.engine.exchange import (
     Server,
     Switched,
 )
-from server.hub.engine.session import RequestInfo, Session, contain
+from server.hub.engine.session import RequestInfo, Session
 from server.hub.engine.websocket import CLOSE_NO_STATUS, CLOSE_PROTOCOL_ERROR, WebSocketTransport
 from server.hub.engine.wire import Wire
 from server.hub.protocol import ProtocolError
@@ -54,7 +54,10 @@ async def handshake(engine: Server, ex: Exchange, info: RequestInfo) -> Outcome:
             await ex.error(400, BAD_REQUEST, close=True)
             return Done.CLOSE
         transport = await _accept(ex, key, engine.config)
-        return Switched(partial(serve_session, engine, transport, info))
+        # the session is served in this connection's task: see Session.serve
+        return Switched(
+            partial(engine.serve_in_connection, info, transport, partial(carry, transport))
+        )
     session = engine.sessions.get(sid)
     if session is None:
         await ex.error(400, UNKNOWN_SID, close=True)
@@ -89,30 +92,32 @@ async def _accept(ex: Exchange, key: str, config: EngineConfig) -> WebSocketTran
     return WebSocketTransport(ex.stream, config, trailing)
 
 
-async def serve_session(engine: Server, transport: WebSocketTransport, info: RequestInfo) -> None:
-    """A session opened on this WebSocket, served to its end."""
-    session = await engine.open_session(info, transport)
+async def carry(transport: WebSocketTransport, session: Session, nursery: trio.Nursery) -> None:
+    """The WebSocket carries ``session``, born on it: the handshake, then its messages to the
+    session, until either ends. An unexpected error in here ends the session (logged with
+    its sid, counted: :meth:`Session.failed`); it never reaches another connection."""
     transport.session = session
+    transport.attach(nursery)
     # straight to the socket, like any packet for an idle connection: no writer task
     if not transport.try_write(Wire([session.handshake_packet()])):
         transport.send_text_now(eio.encode_text(session.handshake_packet()))
-    await carry(transport, session)
+    try:
+        reason = await transport.read_loop(partial(_receive, session))
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        raise  # the client went away: not a fault
+    except Exception as exc:
+        session.failed(exc, "its WebSocket")
+    else:
+        _end(transport, session, reason)
 
 
-async def carry(transport: WebSocketTransport, session: Session) -> None:
-    """The WebSocket carries ``session``: its messages to the session, until either ends."""
-
-    async def on_frame(frame: str | bytes) -> str | None:
-        packet = _decode(session, frame)
-        if packet is None:
-            return PARSE_ERROR
-        await session.receive(packet)
-        return None
-
-    with contain(session, "its WebSocket"):
-        async with trio.open_nursery() as nursery:
-            transport.attach(nursery)
-            _end(transport, session, await transport.read_loop(on_frame))
+async def _receive(session: Session, frame: str | bytes) -> str | None:
+    """A message of the WebSocket that carries ``session``, to the session."""
+    packet = _decode(session, frame)
+    if packet is None:
+        return PARSE_ERROR
+    await session.receive(packet)
+    return None
 
 
 async def serve_upgrade(
@@ -123,13 +128,21 @@ async def serve_upgrade(
     Until the switch the session stays on polling: if this WebSocket goes away, sends
     anything but the probe and then ``5``, or takes longer than ``upgrade_timeout``, it is
     closed and polling goes on. If the session closes meanwhile, the WebSocket is closed.
+    An unexpected error in here ends the session (as in :func:`carry`).
     """
-    with contain(session, "its WebSocket upgrade"):
+    try:
         await _upgrade(config, transport, session)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        raise
+    except Exception as exc:
+        session.failed(exc, "its WebSocket upgrade")
 
 
 async def _upgrade(config: EngineConfig, transport: WebSocketTransport, session: Session) -> None:
     deadline = trio.CancelScope(deadline=trio.current_time() + config.upgrade_timeout)
+    #: Around the task that closes this WebSocket if the session closes before the switch;
+    #: cancelled at the switch, after which the session's close reaches it as its transport.
+    watching = trio.CancelScope()
 
     async def on_frame(frame: str | bytes) -> str | None:
         packet = _decode(session, frame)
@@ -147,13 +160,15 @@ async def _upgrade(config: EngineConfig, transport: WebSocketTransport, session:
             transport.session = session
             transport.notify()  # flush what was queued for polling
             deadline.deadline = math.inf
+            watching.cancel()  # an idle upgraded connection is one task, as any other
             return None
         return UPGRADE_FAILED
 
     async def close_with_session() -> None:
-        await session.wait_closed()
-        if transport.session is None:
-            transport.close()  # closed before the switch: this WebSocket has nothing to carry
+        with watching:
+            await session.wait_closed()
+            if transport.session is None:
+                transport.close()  # closed before the switch: this WebSocket has nothing to carry
 
     try:
         async with trio.open_nursery() as nursery:

@@ -29,10 +29,12 @@ from collections.abc import Awaitable, Callable
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.events import Event as WsEvent
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError
 
 from server.hub.engine.config import EngineConfig
+from server.hub.engine.flag import Flag
 from server.hub.engine.session import Session
 from server.hub.engine.ticks import GATHER_BYTES, GATHER_COUNT, current_ticker
 from server.hub.engine.wire import OP_TEXT, Wire, ws_frame
@@ -55,6 +57,8 @@ CLOSE_FLUSH_TIMEOUT = 5.0
 #: connection's backlog costs beyond its queue (whose packets are shared with the other
 #: recipients of a broadcast) is this copy, whatever the queue holds.
 WRITE_BATCH = 256 * 1024
+#: What the reader asks of the socket at a time.
+READ_SIZE = 65536
 #: Messages the reader delivers between two checkpoints: one chunk of 64 KiB can hold
 #: thousands of tiny frames, and working through them must not hold the event loop.
 READ_SLICE = 128
@@ -92,7 +96,8 @@ class WebSocketTransport:
         self._nursery: trio.Nursery | None = None
         self._writer_running = False
         self._kicked = False
-        self.peer_closed = trio.Event()
+        #: Set when reading has stopped (the peer's close frame, EOF, or an error).
+        self.peer_closed = Flag()
         #: The socket for direct writes; None where the stream is not a plain TCP socket.
         self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
         #: The unwritten end of a partial direct write: it goes out before anything else.
@@ -249,7 +254,7 @@ class WebSocketTransport:
         self._writer_running = True
         self._progress_at = trio.current_time()  # a backlog begins: the client's clock runs
         try:
-            self._nursery.start_soon(self._write)
+            self._nursery.start_soon(self._write, name="websocket writer")
         except RuntimeError:  # the connection's nursery has closed: nothing more goes out
             self._nursery = None
 
@@ -307,38 +312,67 @@ class WebSocketTransport:
     async def read_loop(self, on_frame: Callable[[str | bytes], Awaitable[str | None]]) -> str:
         """Deliver each complete message to ``on_frame``; returns why reading stopped: the
         peer closed (``"transport close"``), the connection broke or a message was too big
-        (``"transport error"``), or ``on_frame`` returned a reason to stop."""
+        (``"transport error"``), or ``on_frame`` returned a reason to stop.
+
+        On a TCP socket it reads the socket itself, waiting for it to be readable: an idle
+        connection waits in this frame alone, not under the stream's layers of coroutines.
+        While it waits it holds nothing of what it read before (a client that sent one
+        large message and then went idle does not keep it in memory)."""
         text: list[str] = []
         data: list[bytes] = []
         size = 0
         limit = self.config.max_payload
         delivered = 0
+        ws = self.ws
+        chunk: bytes | None = None
+        event: WsEvent | None = None
+        part: str | bytes | bytearray | None = None
+        frame: str | bytes | None = None
         try:
             first = True
             while True:
                 if not first:  # bytes that came with the upgrade request are parsed first
-                    chunk = await self.stream.receive_some(65536)
+                    chunk = event = part = frame = None
+                    fd = self._fd
+                    if fd is None:  # not a socket's stream (the tests' in-memory streams)
+                        chunk = bytes(await self.stream.receive_some(READ_SIZE))
+                    else:  # as the stream would: a checkpoint, whether or not it waits
+                        await trio.lowlevel.checkpoint_if_cancelled()
+                        waited = False
+                        while True:
+                            try:
+                                chunk = os.read(fd, READ_SIZE)
+                                break
+                            except BlockingIOError:
+                                pass  # waited for outside: the error would be kept meanwhile
+                            except OSError as exc:
+                                raise trio.BrokenResourceError(exc) from exc
+                            await trio.lowlevel.wait_readable(fd)
+                            waited = True
+                        if not waited:
+                            # a client that keeps its socket full must not hold the loop
+                            await trio.lowlevel.cancel_shielded_checkpoint()
                     if not chunk:
                         return "transport close"
-                    self.ws.receive_data(bytes(chunk))
+                    ws.receive_data(chunk)
                 first = False
-                for event in self.ws.events():
+                for event in ws.events():
                     if isinstance(event, TextMessage | BytesMessage):
-                        chunk_data = event.data
-                        if isinstance(chunk_data, str) and not chunk_data.isascii():
+                        part = event.data
+                        if isinstance(part, str) and not part.isascii():
                             # max_payload is in bytes; wsproto hands text over decoded
-                            size += len(chunk_data.encode("utf-8"))
+                            size += len(part.encode("utf-8"))
                         else:
-                            size += len(chunk_data)
+                            size += len(part)
                         if size > limit:
                             self.close(CLOSE_TOO_BIG, "Max payload size exceeded")
                             return "transport error"
-                        if isinstance(event, TextMessage):
-                            text.append(event.data)
+                        if isinstance(part, str):
+                            text.append(part)
                         else:
-                            data.append(bytes(event.data))
+                            data.append(bytes(part))
                         if event.message_finished:
-                            frame: str | bytes = "".join(text) if text else b"".join(data)
+                            frame = "".join(text) if text else b"".join(data)
                             text.clear()
                             data.clear()
                             size = 0
@@ -349,11 +383,11 @@ class WebSocketTransport:
                             if delivered % READ_SLICE == 0:
                                 await trio.lowlevel.checkpoint()
                     elif isinstance(event, Ping):
-                        self._control.append(self.ws.send(event.response()))
+                        self._control.append(ws.send(event.response()))
                         self._kick()
                     elif isinstance(event, CloseConnection):
-                        if self.ws.state is ConnectionState.REMOTE_CLOSING:
-                            self._control.append(self.ws.send(event.response()))
+                        if ws.state is ConnectionState.REMOTE_CLOSING:
+                            self._control.append(ws.send(event.response()))
                             self.finish()
                         else:  # wsproto found a framing error: close with its code
                             self.close(event.code, event.reason or "")
