@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeVar
@@ -23,6 +22,7 @@ from server.hub.adapter import Adapter, AdapterFactory, ChildrenAdapter, SocketL
 from server.hub.broadcast import BroadcastOperator
 from server.hub.config import HubConfig
 from server.hub.engine import Wire
+from server.hub.engine.ids import random_id
 from server.hub.errors import ConnectRefused, RecoveryDeclined
 from server.hub.handlers import Handler, call, without
 from server.hub.handshake import Handshake
@@ -244,9 +244,9 @@ class Namespace:
             socket.pid = saved.pid
             socket.recovery_base = saved.base
             return socket
-        socket = Socket(secrets.token_urlsafe(15), self, client, handshake)
+        socket = Socket(random_id(), self, client, handshake)
         if recovery is not None:
-            socket.pid = secrets.token_urlsafe(15)
+            socket.pid = random_id()
             socket.recovery_base = recovery.position()
         return socket
 

@@ -238,3 +238,15 @@ async def test_packets_from_the_client_move_the_session() -> None:
     assert session.state is S.CLOSING and session.queue == [NOOP]
     assert session.take_all() == [NOOP]
     assert session.state is S.CLOSED
+
+
+def test_ids_are_url_safe_120_bit_and_never_repeat() -> None:
+    """Session and socket ids: 20 characters of URL-safe base64 (15 random bytes), drawn
+    from a pool refilled by the operating system, distinct across refills."""
+    import re
+
+    from server.hub.engine.ids import random_id
+
+    ids = [random_id() for _ in range(3 * 256 + 7)]  # across three refills of the pool
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{20}", i) for i in ids)
+    assert len(set(ids)) == len(ids)

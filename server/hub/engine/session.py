@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -25,6 +24,7 @@ import trio
 
 from server.hub.engine.config import EngineConfig
 from server.hub.engine.flag import Flag
+from server.hub.engine.ids import random_id
 from server.hub.engine.state import (
     OPEN_STATES,
     POLLING_STATES,
@@ -126,7 +126,7 @@ class Session:
         on_removed: Callable[[Session], None],
         on_fault: Callable[[Session], None] | None = None,
     ) -> None:
-        self.sid = secrets.token_urlsafe(15)
+        self.sid = random_id()
         self.config = config
         self.request = request
         self.transport: Transport = transport

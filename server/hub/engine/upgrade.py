@@ -53,7 +53,8 @@ async def handshake(engine: Server, ex: Exchange, info: RequestInfo) -> Outcome:
         if not engine.accepting:
             await ex.error(400, BAD_REQUEST, close=True)
             return Done.CLOSE
-        transport = await _accept(ex, key, engine.config)
+        # the 101 goes out with the session's OPEN packet, in one write (see carry)
+        transport = await _accept(ex, key, engine.config, now=False)
         # the session is served in this connection's task: see Session.serve
         return Switched(
             partial(engine.serve_in_connection, info, transport, partial(carry, transport))
@@ -77,7 +78,11 @@ async def handshake(engine: Server, ex: Exchange, info: RequestInfo) -> Outcome:
     return Switched(partial(serve_upgrade, engine.config, transport, session))
 
 
-async def _accept(ex: Exchange, key: str, config: EngineConfig) -> WebSocketTransport:
+async def _accept(
+    ex: Exchange, key: str, config: EngineConfig, *, now: bool = True
+) -> WebSocketTransport:
+    """The handshake's answer (101), and the transport of the WebSocket it opens. Sent at
+    once, or (``now=False``) by the transport together with its first packet."""
     accept = generate_accept_token(key.encode("latin-1"))
     response = h11.InformationalResponse(
         status_code=101,
@@ -87,9 +92,14 @@ async def _accept(ex: Exchange, key: str, config: EngineConfig) -> WebSocketTran
             ("sec-websocket-accept", accept.decode("ascii")),
         ],
     )
-    await ex.stream.send_all(ex.conn.send(response))
+    answer = ex.conn.send(response)
     trailing, _ = ex.conn.trailing_data  # frames that came with the request
-    return WebSocketTransport(ex.stream, config, trailing)
+    transport = WebSocketTransport(ex.stream, config, trailing)
+    if now:
+        await ex.stream.send_all(answer)
+    else:
+        transport.prelude = answer
+    return transport
 
 
 async def carry(transport: WebSocketTransport, session: Session, nursery: trio.Nursery) -> None:
@@ -98,9 +108,8 @@ async def carry(transport: WebSocketTransport, session: Session, nursery: trio.N
     its sid, counted: :meth:`Session.failed`); it never reaches another connection."""
     transport.session = session
     transport.attach(nursery)
-    # straight to the socket, like any packet for an idle connection: no writer task
-    if not transport.try_write(Wire([session.handshake_packet()])):
-        transport.send_text_now(eio.encode_text(session.handshake_packet()))
+    # straight to the socket with the 101, like any packet for an idle connection
+    transport.open_with(Wire([session.handshake_packet()]))
     try:
         reason = await transport.read_loop(partial(_receive, session))
     except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -102,6 +102,8 @@ class WebSocketTransport:
         self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
         #: The unwritten end of a partial direct write: it goes out before anything else.
         self._partial: bytes | None = None
+        #: The handshake's 101 response, when it is to go out with the first packet.
+        self.prelude: bytes | None = None
         self._writing = False
         #: The writer's current ``send_all``, so that closing can put a deadline on it.
         self._send_scope: trio.CancelScope | None = None
@@ -186,6 +188,24 @@ class WebSocketTransport:
         if self._fd is not None and unread_bytes(self._fd) == 0:
             return 0.0
         return trio.current_time() - self._progress_at
+
+    def open_with(self, wire: Wire) -> None:
+        """The first packet of the connection (the session's OPEN), written with the
+        handshake's :attr:`prelude` if it has not gone out yet: one system call for both,
+        and no task; what the kernel does not take goes to the writer."""
+        data = wire.frames
+        if self.prelude is not None:
+            data, self.prelude = self.prelude + data, None
+        written = 0
+        if self._fd is not None:
+            try:
+                written = os.write(self._fd, data)
+            except OSError:  # full, or broken: the writer finds out which
+                written = 0
+            self.direct_writes += 1
+        if written < len(data):
+            self._partial = data[written:]
+            self._kick()
 
     def flush_gathered(self) -> None:
         """Write the frames gathered in this tick with one call (:mod:`.ticks`); what the

@@ -241,7 +241,7 @@ def decode_text(text: str, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> tu
     present = i < n
     if present:
         try:
-            data = json.loads(text[i:], parse_constant=_no_constant)
+            data = _DECODER.decode(text[i:])
         except (ValueError, RecursionError):
             raise ProtocolError("packet data is not valid JSON") from None
     if not _valid_payload(packet_type, data, ack_id, present):
@@ -254,6 +254,10 @@ def decode_text(text: str, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> tu
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+#: One decoder for every packet: ``json.loads`` with an option builds a new one each call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
 def _reconstruct_checked(value: Any, buffers: list[bytes]) -> Any:
