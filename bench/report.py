@@ -178,7 +178,7 @@ def rows_for(scenario: str, results: dict[str, Any]) -> list[Row]:
             ("server CPU, % of a core", _get("cpu", "server_pct_of_core"), ""),
             ("clients CPU, % of a core", _get("cpu", "clients_pct_of_core"), ""),
         ]
-    if scenario == "overload":
+    if scenario in ("overload", "overload-past"):
         return [
             ("sent (msg)", _get("sent"), ""),
             ("expected deliveries", _get("expected"), ""),
@@ -265,6 +265,7 @@ TITLES = {
     "idle": "idle memory",
     "slow": "slow consumers",
     "overload": "overload",
+    "overload-past": "overload, past capacity",
     "joinstorm": "presence join storm",
     "fanout-ws": "fan-out, Node ws clients",
 }
@@ -284,7 +285,7 @@ def describe(scenario: str, results: dict[str, Any]) -> str:
             f"{first.get('client_procs')} processes), {first.get('rate')} msg/s, "
             f"{first.get('duration')} s, payload {first.get('payload')} B"
         )
-    if scenario == "overload":
+    if scenario in ("overload", "overload-past"):
         return (
             f"{first.get('clients')} clients ({first.get('client')}), "
             f"{first.get('rate')} msg/s for {first.get('duration')} s, "

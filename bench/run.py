@@ -1,6 +1,7 @@
 """Run the bench: each scenario against each server, in one invocation.
 
-python -m bench.run [--scenarios fanout,saturation,storm,idle,slow,overload,joinstorm,fanout-ws]
+python -m bench.run [--scenarios fanout,saturation,storm,idle,slow,overload,overload-past,
+                                 joinstorm,fanout-ws]
                     [--servers trio,node,pysio] [--quick] [--out bench/results] [parameters]
 
 Prints a Markdown table, writes ``<out>/<timestamp>.json``, ``<out>/latest.json`` and
@@ -41,6 +42,7 @@ QUICK = {
     "slow_duration": 3.0,
     "overload_clients": 100,
     "overload_rate": 100.0,
+    "overload_past_rate": 200.0,
     "overload_duration": 2.0,
     "overload_grace": 1.0,
     "overload_repeat": 1,
@@ -82,6 +84,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Config]:
     p.add_argument("--slow-duration", type=float, help="default 20")
     p.add_argument("--overload-clients", type=int, help="default 1000")
     p.add_argument("--overload-rate", type=float, help="sender msg/s (default 200)")
+    p.add_argument(
+        "--overload-past-rate", type=float, help="overload-past's sender msg/s (default 500)"
+    )
     p.add_argument("--overload-duration", type=float, help="seconds of sending (default 10)")
     p.add_argument(
         "--overload-grace",

@@ -56,6 +56,8 @@ class Config:
     # overload: far past capacity, deliveries counted in a fixed window
     overload_clients: int = 1000
     overload_rate: float = 200.0
+    #: overload-past: the same at a rate past every server's capacity on a 2-core machine
+    overload_past_rate: float = 500.0
     overload_duration: float = 10.0
     overload_grace: float = 3.0
     overload_repeat: int = 3
@@ -508,6 +510,19 @@ def slow_consumers(name: str, cfg: Config) -> dict[str, Any]:
 
 
 def overload(names: list[str], cfg: Config) -> dict[str, dict[str, Any]]:
+    """The sender at ``overload_rate``: see :func:`overload_at`."""
+    return overload_at(names, cfg, cfg.overload_rate, "overload")
+
+
+def overload_past(names: list[str], cfg: Config) -> dict[str, dict[str, Any]]:
+    """The sender at ``overload_past_rate``, past what any of the servers can deliver here
+    (200 msg/s to 1,000 clients no longer is for ours or Node): see :func:`overload_at`."""
+    return overload_at(names, cfg, cfg.overload_past_rate, "overload-past")
+
+
+def overload_at(
+    names: list[str], cfg: Config, rate: float, label: str
+) -> dict[str, dict[str, Any]]:
     """Offered load far past capacity, ``overload_repeat`` times per server, interleaved.
 
     The runs go trio, node, pysio, trio, node, pysio, ..., each on a fresh server that is
@@ -519,9 +534,9 @@ def overload(names: list[str], cfg: Config) -> dict[str, dict[str, Any]]:
     for _ in range(max(1, cfg.overload_repeat)):
         for name in names:
             t0 = time.monotonic()
-            print(f"[overload / {name}] run {len(runs[name]) + 1} ...", file=sys.stderr, flush=True)
+            print(f"[{label} / {name}] run {len(runs[name]) + 1} ...", file=sys.stderr, flush=True)
             try:
-                result = overload_run(name, cfg)
+                result = overload_run(name, cfg, rate)
             except (BenchError, RuntimeError, OSError) as exc:
                 traceback.print_exc()
                 result = {"error": f"{type(exc).__name__}: {exc}"}
@@ -544,7 +559,7 @@ def overload(names: list[str], cfg: Config) -> dict[str, dict[str, Any]]:
     return results
 
 
-def overload_run(name: str, cfg: Config) -> dict[str, Any]:
+def overload_run(name: str, cfg: Config, rate: float) -> dict[str, Any]:
     """N clients in one room, one sender at R msg/s for D s, on a fresh server; deliveries
     are counted only if received within ``overload_grace`` s of the last send."""
     n = cfg.overload_clients
@@ -570,7 +585,7 @@ def overload_run(name: str, cfg: Config) -> dict[str, Any]:
             "send",
             timeout=cfg.overload_duration + 60,
             room=ROOM,
-            rate=cfg.overload_rate,
+            rate=rate,
             duration=cfg.overload_duration,
             run=run,
             pad=cfg.payload,
@@ -595,7 +610,7 @@ def overload_run(name: str, cfg: Config) -> dict[str, Any]:
     return {
         "clients": n,
         "client": "node ws" if cfg.overload_client == "ws" else "ours",
-        "rate": cfg.overload_rate,
+        "rate": rate,
         "duration": cfg.overload_duration,
         "grace": cfg.overload_grace,
         "payload": cfg.payload,
@@ -734,7 +749,11 @@ SCENARIOS = {
     "fanout-ws": fanout_ws,
 }
 #: scenarios that take every server at once
-JOINT_SCENARIOS = {"saturation": saturation, "overload": overload}
+JOINT_SCENARIOS = {
+    "saturation": saturation,
+    "overload": overload,
+    "overload-past": overload_past,
+}
 ALL_SCENARIOS = (
     "fanout",
     "saturation",
@@ -742,6 +761,7 @@ ALL_SCENARIOS = (
     "idle",
     "slow",
     "overload",
+    "overload-past",
     "joinstorm",
     "fanout-ws",
 )
