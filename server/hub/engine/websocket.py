@@ -202,7 +202,12 @@ class WebSocketTransport:
                 written = os.write(self._fd, data)
             except OSError:  # full, or broken: the writer finds out which
                 written = 0
+            # counted and ticked as any packet written at once (see try_write)
+            ticker = self._ticker
             self.direct_writes += 1
+            ticker.stats["direct"] += 1
+            self._tick = ticker.tick
+            ticker.wrote()
         if written < len(data):
             self._partial = data[written:]
             self._kick()
