@@ -85,7 +85,22 @@ def server_command(name: str, port: int) -> list[str]:
     raise BenchError(f"unknown server {name!r}")
 
 
-class Server:
+class _StopsOnExit:
+    """A context manager whose exit stops what it started, whatever happened."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class Server(_StopsOnExit):
     """One server under test, started on a free loopback port."""
 
     def __init__(self, name: str, start_timeout: float = 30.0) -> None:
@@ -133,14 +148,6 @@ class Server:
             self.lines.append(line)
             self._lines.put(line)
         self._lines.put(None)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> None:
         proc = self.proc
@@ -194,7 +201,7 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
 
-class Workers:
+class Workers(_StopsOnExit):
     """``n`` client processes, each a :class:`bench.clients.Worker` on the server's port."""
 
     def __init__(self, n: int, port: int) -> None:
@@ -219,14 +226,6 @@ class Workers:
             self.stop()
             raise
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> None:
         for conn in self.conns:
@@ -286,7 +285,7 @@ class Receivers(Protocol):
     def cpu(self) -> float: ...
 
 
-class NodeWsClients:
+class NodeWsClients(_StopsOnExit):
     """``clients`` WebSocket clients of the ``ws`` package, spread over ``procs`` Node
     processes (``bench/node/ws_clients.mjs``), connected and joined to ``room`` on entry.
 
@@ -357,14 +356,6 @@ class NodeWsClients:
             self.stop()
             raise
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _reply(self, i: int, name: str, timeout: float) -> Any:
         proc = self.procs[i]
