@@ -15,10 +15,12 @@ The store (SQLite, calls on worker threads) is opened before the nursery and clo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import trio
 
@@ -29,7 +31,7 @@ from server.hub.bridge import Bridge
 from server.lifecycle import cancel_on_signal, print_dev_banner
 from server.realtime import Realtime, TokenVerifier, run_monitor
 from server.realtime.demo import demo_tokens, seed
-from server.settings import MIN_SECRET_BYTES, Settings, parse
+from server.settings import MIN_SECRET_BYTES, Settings, parse, usage_error
 from server.store import open_store
 
 log = logging.getLogger("server")
@@ -101,10 +103,12 @@ async def run(
                 await root.start(cancel_on_signal, root.cancel_scope, drain)
             if bridge is not None:
                 await root.start(bridge.run)
-            listeners = await root.start(hub.serve, settings.host, settings.hub_port)
+            with _listening("--hub-port / HUB_PORT", settings.host, settings.hub_port):
+                listeners = await root.start(hub.serve, settings.host, settings.hub_port)
             hub_port = listeners[0].socket.getsockname()[1]
             app.config["HUB_PORT"] = hub_port  # the web client's page is told where the hub is
-            binds = await root.start(serve_app, app, settings.host, settings.port)
+            with _listening("--port / PORT", settings.host, settings.port):
+                binds = await root.start(serve_app, app, settings.host, settings.port)
             app_port = int(binds[0].rsplit(":", 1)[1])
             await root.start(run_monitor, hub, realtime, settings.monitor_interval)
             if bridge is not None:
@@ -129,6 +133,38 @@ async def run(
     log.info("stopped")
 
 
+E = TypeVar("E", bound=BaseException)
+
+
+class CannotListen(Exception):
+    """A listener could not be opened (its port is in use, say): a setting's fault, told
+    as one line by :func:`main`."""
+
+
+@contextlib.contextmanager
+def _listening(setting: str, host: str, port: int) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        error = _first(exc, OSError)
+        if error is None:
+            raise
+        reason = error.strerror or str(error)
+        raise CannotListen(f"{setting}: cannot listen on {host}:{port}: {reason}") from None
+
+
+def _first(exc: BaseException, kind: type[E]) -> E | None:
+    """``exc`` if it is a ``kind``, or the first one in it (an exception group's)."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first(inner, kind)
+            if found is not None:
+                return found
+    return None
+
+
 #: How long the event loop's thread may hold the interpreter before a waiting thread gets it
 #: (CPython's default is 5 ms). The database calls run on worker threads: with the default,
 #: while the loop is busy for a second (a client posting a megabyte of packets, worked
@@ -147,7 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    trio.run(run, settings)
+    try:
+        trio.run(run, settings)
+    except BaseException as exc:
+        cannot = _first(exc, CannotListen)
+        if cannot is None:
+            raise
+        usage_error(str(cannot))
     return 0
 
 

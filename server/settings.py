@@ -15,7 +15,8 @@ import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from server.hub import HubConfig, Rate
 from server.realtime.service import DEFAULT_FLOOD_DISCONNECT, DEFAULT_RATE_LIMITS
@@ -108,6 +109,35 @@ class Settings:
 # ---- the table ------------------------------------------------------------------------------
 
 
+def _port(text: str) -> int:
+    """A TCP port: 0 (any free one) to 65535."""
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError("a port is 0 to 65535")
+    return port
+
+
+def redis_url(text: str) -> str:
+    """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS) or
+    ``unix:///path/to/socket``; empty: no Redis."""
+    if not text:
+        return text
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("expected redis://host:port/db, rediss://... or unix:///path")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError("a unix:// URL needs the socket's path")
+        return text
+    if not parts.hostname:
+        raise ValueError("no host")
+    _ = parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ValueError(f"the database is a number, not {db!r}")
+    return text
+
+
 def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in text.split(",") if o.strip())
 
@@ -130,8 +160,8 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("--host", "HOST", ("host",), "interface for both listeners"),
-    Option("--port", "PORT", ("port",), "app port", int),
-    Option("--hub-port", "HUB_PORT", ("hub_port",), "hub port", int),
+    Option("--port", "PORT", ("port",), "app port", _port),
+    Option("--hub-port", "HUB_PORT", ("hub_port",), "hub port", _port),
     Option(
         "--cors-origins",
         "CORS_ORIGINS",
@@ -215,6 +245,7 @@ OPTIONS: tuple[Option, ...] = (
         "REDIS_URL",
         ("redis_url",),
         "redis://host:port/db: run as one node of a cluster; default: alone",
+        redis_url,
     ),
     Option(
         "--redis-adapter",
@@ -297,9 +328,52 @@ def _assign(settings: Settings, path: str, value: Any) -> Settings:
     return dataclasses.replace(settings, **{name: value})
 
 
+def usage_error(message: str) -> NoReturn:
+    """What a bad setting found after parsing (a port in use, say) gets: the usage line and
+    ``python -m server: error: message`` on stderr, and exit status 2, as argparse gives."""
+    _parser(Settings()).error(message)
+
+
 def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     defaults = Settings()
+    parser = _parser(defaults)
+    args = parser.parse_args(argv)
+
+    settings = defaults
+    for option in OPTIONS:
+        raw = getattr(args, option.to[0].replace(".", "__"))
+        if raw is None and option.env is not None:
+            raw = env.get(option.env)
+        if raw is None:
+            continue
+        try:
+            value = option.parse(raw)
+            for path in option.to:
+                settings = _assign(settings, path, value)
+        except ValueError as exc:
+            parser.error(f"{option.flag} / {option.env}: {raw!r}: {exc}")
+    recovery = args.recovery if args.recovery is not None else _flag(env.get("RECOVERY", "1"))
+    settings = dataclasses.replace(
+        settings, dev=args.dev, hub=settings.hub.replace(connection_state_recovery=recovery)
+    )
+    secret = env.get("JWT_SECRET", "")
+    if not secret:
+        if not args.dev:
+            parser.error(NO_SECRET)
+        secret = secrets.token_urlsafe(32)  # dev: tokens last as long as this process
+    elif len(secret.encode()) < MIN_SECRET_BYTES and not args.dev:
+        parser.error(SHORT_SECRET.format(n=len(secret.encode())))
+    try:
+        rate_limits = _rate_limits(args.rate_limit or env.get("RATE_LIMITS", "").split(","))
+    except ValueError as exc:
+        parser.error(f"--rate-limit / RATE_LIMITS: {exc}")
+    settings = dataclasses.replace(settings, jwt_secret=secret, rate_limits=rate_limits)
+    _check(parser, settings)
+    return settings
+
+
+def _parser(defaults: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m server",
         description="The real-time hub (Socket.IO on Trio) and its HTTP app, in one process.",
@@ -337,38 +411,7 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         "EVENT=off lifts one; 'off' lifts all; repeatable (RATE_LIMITS, comma-separated). "
         "Default: " + ", ".join(f"{event}={rate}" for event, rate in defaults.rate_limits),
     )
-    args = parser.parse_args(argv)
-    settings = defaults
-    for option in OPTIONS:
-        raw = getattr(args, option.to[0].replace(".", "__"))
-        if raw is None and option.env is not None:
-            raw = env.get(option.env)
-        if raw is None:
-            continue
-        try:
-            value = option.parse(raw)
-            for path in option.to:
-                settings = _assign(settings, path, value)
-        except ValueError as exc:
-            parser.error(f"{option.flag} / {option.env}: {raw!r}: {exc}")
-    recovery = args.recovery if args.recovery is not None else _flag(env.get("RECOVERY", "1"))
-    settings = dataclasses.replace(
-        settings, dev=args.dev, hub=settings.hub.replace(connection_state_recovery=recovery)
-    )
-    secret = env.get("JWT_SECRET", "")
-    if not secret:
-        if not args.dev:
-            parser.error(NO_SECRET)
-        secret = secrets.token_urlsafe(32)  # dev: tokens last as long as this process
-    elif len(secret.encode()) < MIN_SECRET_BYTES and not args.dev:
-        parser.error(SHORT_SECRET.format(n=len(secret.encode())))
-    try:
-        rate_limits = _rate_limits(args.rate_limit or env.get("RATE_LIMITS", "").split(","))
-    except ValueError as exc:
-        parser.error(f"--rate-limit / RATE_LIMITS: {exc}")
-    settings = dataclasses.replace(settings, jwt_secret=secret, rate_limits=rate_limits)
-    _check(parser, settings)
-    return settings
+    return parser
 
 
 def _check(parser: argparse.ArgumentParser, settings: Settings) -> None:

@@ -217,3 +217,89 @@ def test_worker_threads_get_the_interpreter_within_a_fraction_of_a_millisecond(
     finally:
         sys.setswitchinterval(before)
     assert seen == [pytest.approx(entry.SWITCH_INTERVAL)] and entry.SWITCH_INTERVAL <= 0.0002
+
+
+def start_with(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", "--port", "0", "--hub-port", "0", *args],
+        cwd=ROOT,
+        env=server_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "error"),
+    [
+        (["--hub-port", "99999"], {}, "--hub-port / HUB_PORT: '99999': a port is 0 to 65535"),
+        (["--port=-1"], {}, "--port / PORT: '-1': a port is 0 to 65535"),
+        (
+            ["--redis-url", "http://127.0.0.1:6379"],
+            {},
+            "--redis-url / REDIS_URL: 'http://127.0.0.1:6379': expected redis://host:port/db",
+        ),
+        ([], {"REDIS_URL": "redis://127.0.0.1:63x79/0"}, "--redis-url / REDIS_URL: 'redis://"),
+        (
+            [],
+            {"REDIS_URL": "redis://127.0.0.1/zero"},
+            "--redis-url / REDIS_URL: 'redis://127.0.0.1/zero': the database is a number",
+        ),
+        (
+            ["--database-url", "mysql://localhost/app"],
+            {},
+            "--database-url / DATABASE_URL: sqlite:///path or postgresql://",
+        ),
+    ],
+    ids=["port-range", "port-negative", "redis-scheme", "redis-port", "redis-db", "database"],
+)
+def test_a_bad_setting_is_one_line_and_exit_status_2(
+    tmp_path: Path, args: list[str], env: dict[str, str], error: str
+) -> None:
+    result = start_with(tmp_path, *args, **env)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("usage: python -m server")
+    assert lines[-1].startswith(f"python -m server: error: {error}"), lines[-1]
+
+
+@pytest.mark.parametrize("flag", ["--port", "--hub-port"])
+def test_a_port_in_use_is_one_line_and_exit_status_2(tmp_path: Path, flag: str) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = start_with(tmp_path, flag, str(port))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("python -m server: error: ") and last.endswith(
+        f"cannot listen on 127.0.0.1:{port}: Address already in use"
+    ), last
+
+
+def test_redis_unreachable_at_start_is_a_warning_naming_it(tmp_path: Path) -> None:
+    """The server starts all the same (degraded: its own clients only), and says so once at
+    WARNING level, with the URL (its password hidden)."""
+    port, hub_port = free_port(), free_port()
+    dead = f"redis://user:hunter2@127.0.0.1:{free_port()}/0"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--port", str(port), "--hub-port", str(hub_port)],
+        cwd=ROOT,
+        env=server_env(tmp_path, REDIS_URL=dead),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/healthz", proc)
+    except urllib.error.HTTPError as exc:  # degraded: /healthz says 503, but it answers
+        assert exc.code == 503
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    warnings = [line for line in output.splitlines() if " WARNING hub.bridge: Redis at " in line]
+    assert warnings, output
+    assert "redis://user:***@127.0.0.1:" in warnings[0] and "hunter2" not in output

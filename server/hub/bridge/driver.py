@@ -47,6 +47,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import coredis
@@ -353,6 +354,13 @@ class RedisDriver:
                         pass  # shutting down: the connection was closed under us
                     elif self.healthy:
                         log.warning("Redis connection lost (%r): degraded", first)
+                    elif not started:
+                        log.warning(
+                            "Redis at %s is not reachable (%r): serving this process's "
+                            "clients alone until it is; retrying",
+                            shown_url(self.url),
+                            first,
+                        )
                     else:
                         log.info("Redis not reachable (%r); retrying in %.2f s", first, delay)
                 except* Exception:
@@ -651,6 +659,15 @@ async def _logged(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         await fn(*args)
     except Exception:
         log.exception("bridge task %s failed", getattr(fn, "__name__", fn))
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for the logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _leaf(error: BaseException) -> BaseException:
