@@ -15,12 +15,13 @@ import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from server.hub import HubConfig, Rate
 from server.realtime.service import DEFAULT_FLOOD_DISCONNECT, DEFAULT_RATE_LIMITS
-from server.store import DEFAULT_DATABASE_URL
+from server.store import DEFAULT_DATABASE_URL, sqlite_path
 
 DEFAULT_PORT = 4000
 DEFAULT_HUB_PORT = 4001
@@ -328,6 +329,33 @@ def _assign(settings: Settings, path: str, value: Any) -> Settings:
     return dataclasses.replace(settings, **{name: value})
 
 
+#: Where ``--dev`` keeps its secret, in the data folder.
+DEV_SECRET_FILE = "dev-jwt-secret"
+
+
+def dev_secret(database_url: str) -> str:
+    """``--dev`` without ``JWT_SECRET``: a random secret, made once and kept (readable by this
+    user only) in the data folder (the SQLite file's, ``./data`` otherwise), so that the
+    tokens ``--dev`` prints, and that a user copies, stay valid after a restart."""
+    if database_url.startswith("sqlite:///"):
+        folder = Path(sqlite_path(database_url)).parent
+    else:
+        folder = Path("data")
+    path = folder / DEV_SECRET_FILE
+    try:
+        kept = path.read_text().strip()
+    except FileNotFoundError:
+        kept = ""
+    if len(kept.encode()) >= MIN_SECRET_BYTES:
+        return kept
+    folder.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(secret + "\n")
+    return secret
+
+
 def usage_error(message: str) -> NoReturn:
     """What a bad setting found after parsing (a port in use, say) gets: the usage line and
     ``python -m server: error: message`` on stderr, and exit status 2, as argparse gives."""
@@ -361,7 +389,10 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
     if not secret:
         if not args.dev:
             parser.error(NO_SECRET)
-        secret = secrets.token_urlsafe(32)  # dev: tokens last as long as this process
+        try:
+            secret = dev_secret(settings.database_url)
+        except OSError as exc:
+            parser.error(f"--dev: cannot keep a secret in {exc.filename}: {exc.strerror}")
     elif len(secret.encode()) < MIN_SECRET_BYTES and not args.dev:
         parser.error(SHORT_SECRET.format(n=len(secret.encode())))
     try:
@@ -392,7 +423,8 @@ def _parser(defaults: Settings) -> argparse.ArgumentParser:
         "--dev",
         action="store_true",
         help="development mode: a demo project, POST /api/dev/token, demo tokens printed at "
-        "start; a random JWT secret unless JWT_SECRET is set",
+        "start; unless JWT_SECRET is set, a random JWT secret kept in the data folder (so the "
+        "printed tokens stay valid across restarts)",
     )
     parser.add_argument(
         "--recovery",

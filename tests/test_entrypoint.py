@@ -127,10 +127,11 @@ def test_bad_settings_fail_with_a_message() -> None:
     assert "--port" in result.stderr
 
 
-def test_settings_of_the_real_time_service() -> None:
+def test_settings_of_the_real_time_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # --dev keeps its secret in ./data
     settings = parse(["--dev"], env={})
-    assert settings.dev and len(settings.jwt_secret) >= 32  # a random one, for this run
-    assert parse(["--dev"], env={}).jwt_secret != settings.jwt_secret
+    assert settings.dev and len(settings.jwt_secret) >= 32  # a random one, kept
+    assert (tmp_path / "data" / "dev-jwt-secret").read_text().strip() == settings.jwt_secret
     assert settings.database_url == "sqlite:///./data/app.db"
     assert "jwt_secret" not in repr(settings)  # logs never show it
     env = {"JWT_SECRET": "s" * 32, "DATABASE_URL": "sqlite:////tmp/x.db", "DB_THREADS": "2"}
@@ -203,13 +204,14 @@ def test_one_typed_configuration_from_the_command_line_to_the_engine() -> None:
 
 
 def test_worker_threads_get_the_interpreter_within_a_fraction_of_a_millisecond(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """``python -m server`` lowers CPython's switch interval before it runs: the database's
     worker threads otherwise wait out a busy event loop (bench/soak.py, noop-posts)."""
     import server.__main__ as entry
 
     seen: list[float] = []
+    monkeypatch.chdir(tmp_path)  # --dev keeps its secret in ./data
     monkeypatch.setattr(entry.trio, "run", lambda *args: seen.append(sys.getswitchinterval()))
     before = sys.getswitchinterval()
     try:
@@ -303,3 +305,18 @@ def test_redis_unreachable_at_start_is_a_warning_naming_it(tmp_path: Path) -> No
     warnings = [line for line in output.splitlines() if " WARNING hub.bridge: Redis at " in line]
     assert warnings, output
     assert "redis://user:***@127.0.0.1:" in warnings[0] and "hunter2" not in output
+
+
+def test_dev_keeps_its_secret_so_printed_tokens_survive_a_restart(tmp_path: Path) -> None:
+    """``--dev`` without ``JWT_SECRET``: one random secret, kept beside the SQLite file
+    (readable by its owner only), the same at the next start; another data folder gets its
+    own; JWT_SECRET, when set, is used instead."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/one/app.db"}
+    first = parse(["--dev"], env=env).jwt_secret
+    assert parse(["--dev"], env=env).jwt_secret == first
+    kept = tmp_path / "one" / "dev-jwt-secret"
+    assert kept.read_text().strip() == first and len(first) >= 32
+    assert kept.stat().st_mode & 0o777 == 0o600
+    other = parse(["--dev"], env={"DATABASE_URL": f"sqlite:///{tmp_path}/two/app.db"})
+    assert other.jwt_secret != first
+    assert parse(["--dev"], env={**env, "JWT_SECRET": "given"}).jwt_secret == "given"
