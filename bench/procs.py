@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from array import array
+from collections.abc import Iterable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
@@ -83,6 +84,20 @@ def server_command(name: str, port: int) -> list[str]:
             str(port),
         ]
     raise BenchError(f"unknown server {name!r}")
+
+
+def cpu_seconds(pids: Iterable[int | None]) -> float:
+    """User and system CPU seconds of the live processes among ``pids``."""
+    total = 0.0
+    for pid in pids:
+        if pid is None:
+            continue
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 class _StopsOnExit:
@@ -261,16 +276,7 @@ class Workers(_StopsOnExit):
         return self.call(name, [kwargs] * self.n, timeout)
 
     def cpu(self) -> float:
-        total = 0.0
-        for proc in self.procs:
-            if proc.pid is None:
-                continue
-            try:
-                t = psutil.Process(proc.pid).cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        return cpu_seconds(proc.pid for proc in self.procs)
 
 
 class Receivers(Protocol):
@@ -383,14 +389,7 @@ class NodeWsClients(_StopsOnExit):
         return replies
 
     def cpu(self) -> float:
-        total = 0.0
-        for proc in self.procs:
-            try:
-                t = psutil.Process(proc.pid).cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        return cpu_seconds(proc.pid for proc in self.procs)
 
     def stop(self) -> None:
         for proc in self.procs:
