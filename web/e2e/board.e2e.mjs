@@ -198,8 +198,9 @@ describe("the board page, two users", { timeout: 180_000 }, () => {
     await bob.waitForSelector($("reconnecting-banner"), { timeout: WAIT_MS });
     await shoot("reconnecting");
 
-    // a new process: same ports and database, a new dev secret (the pages' tokens are now
-    // refused, and they fetch new ones)
+    // a new process: same ports and database, and a new secret, as after a deploy that
+    // rotated JWT_SECRET (the pages' tokens are now refused, and they fetch new ones)
+    server.rotateSecret();
     await server.start();
     await alice.waitForSelector($("reconnecting-banner"), { state: "detached", timeout: 20_000 });
     await bob.waitForSelector($("reconnecting-banner"), { state: "detached", timeout: 20_000 });

@@ -1,7 +1,8 @@
 // The real server for the end-to-end test: `python -m server --dev` on free loopback ports,
-// with its own SQLite file. `restart()` stops it with SIGTERM and starts it again on the same
-// ports and database (a new process: a new random dev JWT secret, so every token the pages
-// hold becomes invalid, as after a real deploy).
+// with its own SQLite file (and, beside it, the dev JWT secret that --dev keeps).
+// `restart()` stops it with SIGTERM and starts it again on the same ports and database;
+// `rotateSecret()` before a start makes that process pick a new secret, so every token the
+// pages hold becomes invalid, as after a deploy with a new JWT_SECRET.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -83,6 +84,10 @@ export class DevServer {
     clearTimeout(timer);
     this.child = null;
     return result;
+  }
+
+  rotateSecret() {
+    rmSync(join(this.dir, "dev-jwt-secret"), { force: true });
   }
 
   async restart() {
