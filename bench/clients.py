@@ -223,14 +223,7 @@ class Worker:
         t_start = time.time_ns()
         self.join_acked = 0
         self.join_waiting = {}
-        payload = json.dumps(["join", room], separators=(",", ":")).encode()
-        sent = 0
-        for c in self.clients:
-            if c.state == READY:
-                c.ack_id += 1
-                self.join_waiting[c] = c.ack_id
-                self.send(c, b"42" + str(c.ack_id).encode() + payload)
-                sent += 1
+        sent = self.ask_every_ready("join", room, self.join_waiting)
         t_last = [t_start]
 
         def done() -> bool:
@@ -250,16 +243,22 @@ class Worker:
         self.enter_waiting = {}
         self.enter_acked = self.user_joined = self.online = self.members_listed = 0
         self.enter_t_last = self.user_joined_t_last = self.online_t_last = 0
-        payload = json.dumps(["enter", room], separators=(",", ":")).encode()
         t_start = time.time_ns()
+        sent = self.ask_every_ready("enter", room, self.enter_waiting)
+        self.conn.send({"sent": sent, "t_start": t_start})
+
+    def ask_every_ready(self, event: str, room: str, waiting: dict[Client, int]) -> int:
+        """Every ready client emits ``event(room)`` with an ack id of its own, recorded in
+        ``waiting``; returns how many did."""
+        payload = json.dumps([event, room], separators=(",", ":")).encode()
         sent = 0
         for c in self.clients:
             if c.state == READY:
                 c.ack_id += 1
-                self.enter_waiting[c] = c.ack_id
+                waiting[c] = c.ack_id
                 self.send(c, b"42" + str(c.ack_id).encode() + payload)
                 sent += 1
-        self.conn.send({"sent": sent, "t_start": t_start})
+        return sent
 
     def cmd_presence(self) -> None:
         """What ``enter`` has brought back so far, and when the last of each kind came."""
@@ -559,11 +558,11 @@ class Worker:
                     self.received += 1
                     self.latencies.append((now - sent) // 1000)
             return
-        if msg[:15] == USER_JOINED:
+        if msg.startswith(USER_JOINED):
             self.user_joined += 1
             self.user_joined_t_last = time.time_ns()
             return
-        if msg[:18] == ONLINE_MEMBERS:
+        if msg.startswith(ONLINE_MEMBERS):
             self.online += 1
             self.online_t_last = time.time_ns()
             # one quoted name per member, besides "onlineMembers" and "members"
