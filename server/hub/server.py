@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import trio
@@ -14,7 +15,7 @@ from server.hub.broadcast import BroadcastOperator
 from server.hub.client import Client
 from server.hub.config import HubConfig
 from server.hub.connecting import ConnectDeadlines
-from server.hub.engine import EngineServer, Session
+from server.hub.engine import EngineServer, Handoff, Session
 from server.hub.namespace import Middleware, Namespace, NamespaceMatcher, ParentNamespace
 from server.hub.socket import IncomingMiddleware
 
@@ -135,14 +136,19 @@ class Hub:
         host: str | None,
         port: int,
         *,
+        handoff: Handoff | None = None,
         task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve ``/socket.io/`` on ``host:port`` until cancelled."""
+        """Serve ``/socket.io/`` on ``host:port`` until cancelled; with ``handoff``, the
+        connections for other paths go to it (one port for the hub and an HTTP app: see
+        :meth:`EngineServer.serve`)."""
         async with trio.open_nursery() as nursery:
             self._serve_tasks(nursery)
             try:
                 nursery.start_soon(self.connect_deadlines.run)
-                listeners = await nursery.start(self.engine.serve, host, port)
+                listeners = await nursery.start(
+                    partial(self.engine.serve, host, port, handoff=handoff)
+                )
                 task_status.started(listeners)
                 await trio.sleep_forever()
             finally:

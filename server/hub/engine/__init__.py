@@ -1,8 +1,16 @@
 """Engine.IO v4 over Trio: sessions, heartbeat, long-polling (h11) and WebSocket (wsproto)."""
 
 from server.hub.engine.config import EngineConfig
-from server.hub.engine.server import EngineServer
+from server.hub.engine.server import EngineServer, Handoff
 from server.hub.engine.session import RequestInfo, Session, SessionHandler
 from server.hub.engine.wire import Wire
 
-__all__ = ["EngineConfig", "EngineServer", "RequestInfo", "Session", "SessionHandler", "Wire"]
+__all__ = [
+    "EngineConfig",
+    "EngineServer",
+    "Handoff",
+    "RequestInfo",
+    "Session",
+    "SessionHandler",
+    "Wire",
+]

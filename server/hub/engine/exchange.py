@@ -251,18 +251,22 @@ async def next_request(
     stream: trio.abc.ReceiveStream,
     deadline: trio.CancelScope,
     header_timeout: float,
+    seen: list[bytes] | None = None,
 ) -> Any:
     """The next request's headers; once its first byte is in, they are due within
-    ``header_timeout`` (``deadline`` is the wait for that first byte)."""
+    ``header_timeout`` (``deadline`` is the wait for that first byte). What is read from
+    the stream is also appended to ``seen``, if given."""
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
             if conn.trailing_data[0]:
                 deadline.deadline = min(deadline.deadline, trio.current_time() + header_timeout)
-            data = await stream.receive_some(READ_SIZE)
+            data = bytes(await stream.receive_some(READ_SIZE))
             if data:
                 deadline.deadline = min(deadline.deadline, trio.current_time() + header_timeout)
-            conn.receive_data(bytes(data))
+                if seen is not None:
+                    seen.append(data)
+            conn.receive_data(data)
             continue
         if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
             return None

@@ -32,6 +32,7 @@ import errno
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import h11
 import trio
@@ -58,6 +59,9 @@ log = logging.getLogger("hub.engine")
 _ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 HandlerFactory = Callable[[Session], SessionHandler]
+#: Serves a connection whose first request is not Engine.IO's, given the connection and the
+#: bytes already read from it (that request's head, and whatever followed).
+Handoff = Callable[[trio.abc.Stream, bytes], Awaitable[None]]
 
 
 class EngineServer:
@@ -79,6 +83,9 @@ class EngineServer:
         #: open: the other half is for the connections that are served
         self.max_handshaking = within_descriptors(config.max_handshaking, 2)
         self._handshakes = Handshakes(config.max_handshaking_per_address, self.max_handshaking)
+        #: Where requests outside :attr:`EngineConfig.path` go (see :meth:`serve`).
+        self.handoff: Handoff | None = None
+        self._path = config.path.encode("latin-1")
 
     # ---- serving -------------------------------------------------------------------------
     async def serve(
@@ -86,9 +93,16 @@ class EngineServer:
         host: str | None,
         port: int,
         *,
+        handoff: Handoff | None = None,
         task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen on ``host:port`` until cancelled; ``task_status`` gets the listeners."""
+        """Listen on ``host:port`` until cancelled; ``task_status`` gets the listeners.
+
+        With ``handoff``, the port is shared: a request whose path is not Engine.IO's is
+        answered 404 without it, and with it the connection is given to ``handoff`` (another
+        HTTP server, the app's), with the bytes read so far, as it arrives: its first request,
+        or a later one on a connection kept alive."""
+        self.handoff = handoff
         listeners = await trio.open_tcp_listeners(port, host=host)
         async with trio.open_nursery() as nursery:
             await nursery.start(self.run_sessions)
@@ -311,12 +325,15 @@ class EngineServer:
         """Requests one after another, each given its deadlines, until one ends the
         connection's HTTP part."""
         config = self.config
+        handoff = self.handoff
         first = True
         while True:
             event = None
+            # with a handoff, the bytes of this request (some may have come with the last)
+            seen = [conn.trailing_data[0]] if handoff is not None else None
             wait = config.header_timeout if first else config.idle_timeout
             with trio.move_on_after(wait) as deadline:
-                event = await next_request(conn, stream, deadline, config.header_timeout)
+                event = await next_request(conn, stream, deadline, config.header_timeout, seen)
             if deadline.cancelled_caught and request_started(conn):
                 self._ended["request_timeouts"] += 1
                 await send_simple(conn, stream, 408, "Request Timeout")
@@ -324,6 +341,8 @@ class EngineServer:
             if not isinstance(event, h11.Request):
                 return None  # the client is gone, or said nothing in time
             first = False
+            if seen is not None and handoff is not None and not self._ours(event.target):
+                return Switched(partial(handoff, stream, b"".join(seen)))
             outcome = await route(self, Exchange(conn, stream, event, address, self._ended, slot))
             if isinstance(outcome, Switched):
                 return outcome
@@ -332,6 +351,12 @@ class EngineServer:
             if conn.their_state is not h11.DONE:
                 return None
             conn.start_next_cycle()
+
+    def _ours(self, target: bytes) -> bool:
+        """Whether a request for ``target`` is Engine.IO's (``/socket.io/``, with or without
+        its last slash), as :func:`~.routing.route` tells."""
+        path = target.partition(b"?")[0]
+        return path == self._path or path + b"/" == self._path
 
 
 def _peer_address(stream: trio.abc.Stream) -> tuple[str, int] | None:
