@@ -31,8 +31,16 @@ from bench import clients
 ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "bench" / "node"
 HOST = "127.0.0.1"
-SERVER_NAMES = ("trio", "node", "pysio")
-LABELS = {"trio": "ours (Trio hub)", "node": "Node socket.io", "pysio": "python-socketio"}
+SERVER_NAMES = ("trio", "node", "pysio", "trio1")
+#: What runs without ``--servers``; ``trio1`` (ours, the hub sharing its port with an HTTP
+#: app, as ``python -m server`` runs) is asked for by name.
+DEFAULT_SERVERS = ("trio", "node", "pysio")
+LABELS = {
+    "trio": "ours (Trio hub)",
+    "node": "Node socket.io",
+    "pysio": "python-socketio",
+    "trio1": "ours, one port with an app",
+}
 
 
 class BenchError(RuntimeError):
@@ -58,8 +66,9 @@ def node_deps_installed(*packages: str) -> bool:
 
 
 def server_command(name: str, port: int) -> list[str]:
-    if name == "trio":
-        return [sys.executable, "-m", "bench.servers.trio_hub", "--host", HOST, "--port", str(port)]
+    if name in ("trio", "trio1"):
+        command = [sys.executable, "-m", "bench.servers.trio_hub", "--host", HOST, "--port"]
+        return [*command, str(port), *(["--with-app"] if name == "trio1" else [])]
     if name == "pysio":
         return [
             sys.executable,

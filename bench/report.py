@@ -258,6 +258,13 @@ def rows_for(scenario: str, results: dict[str, Any]) -> list[Row]:
     return []
 
 
+#: The ratio columns: (server, the one it is divided by) -> header.
+RATIO_HEADS = {
+    ("trio", "node"): "ours/Node",
+    ("trio", "pysio"): "ours/pysio",
+    ("trio1", "trio"): "one port/ours",
+}
+
 TITLES = {
     "fanout": "fan-out",
     "saturation": "saturation",
@@ -334,8 +341,9 @@ def table(doc: dict[str, Any]) -> str:
         "",
     ]
     head = ["scenario", "metric", *(LABELS[s] for s in servers)]
-    ratios = [o for o in ("node", "pysio") if "trio" in servers and o in servers]
-    head += [f"ours/{'Node' if o == 'node' else 'pysio'}" for o in ratios]
+    pairs = [("trio", "node"), ("trio", "pysio"), ("trio1", "trio")]
+    ratios = [(a, b) for a, b in pairs if a in servers and b in servers]
+    head += [RATIO_HEADS[pair] for pair in ratios]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for scenario, results in doc["scenarios"].items():
@@ -346,8 +354,8 @@ def table(doc: dict[str, Any]) -> str:
             values = {s: (get(results[s]) if s not in errors else "error") for s in servers}
             arrow = {"higher": " ↑", "lower": " ↓"}.get(better, "")
             cells = ["", label + arrow, *(_fmt(values[s]) for s in servers)]
-            for other in ratios:
-                ours, theirs = _num(values["trio"]), _num(values[other])
+            for mine, other in ratios:
+                ours, theirs = _num(values[mine]), _num(values[other])
                 if better and ours is not None and theirs:
                     ratio = ours / theirs
                     cells.append(f"{ratio:.2f}" if ratio >= 0.1 or ratio == 0 else f"{ratio:.2g}")
@@ -372,7 +380,7 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     scenarios = doc["scenarios"]
-    colors = {"trio": "tab:blue", "node": "tab:orange", "pysio": "tab:green"}
+    colors = {"trio": "tab:blue", "node": "tab:orange", "pysio": "tab:green", "trio1": "tab:cyan"}
     panels = [s for s in ("fanout", "saturation", "slow") if s in scenarios]
     if not panels:
         return False

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.procs import ROOT, SERVER_NAMES, BenchError, node_deps_installed
+from bench.procs import DEFAULT_SERVERS, ROOT, SERVER_NAMES, BenchError, node_deps_installed
 from bench.scenarios import ALL_SCENARIOS, JOINT_SCENARIOS, SCENARIOS, Config
 
 QUICK = {
@@ -61,7 +61,12 @@ def ints(text: str) -> list[int]:
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Config]:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     p.add_argument("--scenarios", default=",".join(ALL_SCENARIOS), help="comma-separated")
-    p.add_argument("--servers", default=",".join(SERVER_NAMES), help="comma-separated")
+    p.add_argument(
+        "--servers",
+        default=",".join(DEFAULT_SERVERS),
+        help=f"comma-separated, from {','.join(SERVER_NAMES)} (trio1: ours on one port with an "
+        "HTTP app beside the hub, as python -m server runs)",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes, short runs (a smoke test)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--client-procs", type=int, help="receiving client processes (default 2)")

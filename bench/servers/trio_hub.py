@@ -1,6 +1,9 @@
 """Ours: the hub, with the bench's events.
 
-python -m bench.servers.trio_hub --port N [--max-queue 4096]
+python -m bench.servers.trio_hub --port N [--max-queue 4096] [--with-app]
+
+``--with-app``: the hub shares its port with a Quart-Trio app (``serve_with_app``), as
+``python -m server`` runs by default; ``GET /healthz`` on the same port is the app's.
 """
 
 from __future__ import annotations
@@ -9,11 +12,14 @@ import argparse
 import logging
 import resource
 import sys
+from functools import partial
 from importlib.metadata import version
 from typing import Any
 
 import trio
+from quart_trio import QuartTrio
 
+from server.http.shared_port import serve_with_app
 from server.hub import ConnectRefused, Hub, Socket
 from server.hub.adapter import AdapterFactory
 from server.lifecycle import cancel_on_signal
@@ -61,15 +67,30 @@ def build_hub(max_queue: int, adapter_factory: AdapterFactory | None = None, **o
     return hub
 
 
-async def main(host: str, port: int, max_queue: int) -> None:
+def build_app(hub: Hub) -> QuartTrio:
+    app = QuartTrio(__name__)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "clients": hub.client_count}
+
+    return app
+
+
+async def main(host: str, port: int, max_queue: int, with_app: bool = False) -> None:
     hub = build_hub(max_queue)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(cancel_on_signal, nursery.cancel_scope)
-            listeners = await nursery.start(hub.serve, host, port)
+            if with_app:
+                serving = partial(serve_with_app, hub, build_app(hub), host, port)
+                listeners = await nursery.start(serving)
+            else:
+                listeners = await nursery.start(hub.serve, host, port)
             bound = listeners[0].socket.getsockname()
             print(
-                f"listening {bound[0]}:{bound[1]} trio={version('trio')} max_queue={max_queue}",
+                f"listening {bound[0]}:{bound[1]} trio={version('trio')} max_queue={max_queue}"
+                f" with_app={with_app}",
                 flush=True,
             )
     finally:
@@ -86,6 +107,7 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--max-queue", type=int, default=4096)
+    parser.add_argument("--with-app", action="store_true", help="share the port with an app")
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.WARNING,
@@ -93,4 +115,4 @@ if __name__ == "__main__":
         stream=sys.stderr,
     )
     raise_fd_limit()
-    trio.run(main, args.host, args.port, args.max_queue)
+    trio.run(main, args.host, args.port, args.max_queue, args.with_app)
