@@ -6,7 +6,7 @@
 
 - Redis: ``--redis-url`` (or ``REDIS_URL``) if given; otherwise a ``redis-server`` of its own
   on 127.0.0.1:``--redis-port``, without persistence.
-- Process ``i`` serves its app on base + 10 i and its hub on base + 1 + 10 i, all with
+- Process ``i`` serves everything (the app and ``/socket.io/``) on base + 10 i, all with
   ``--dev`` on one SQLite file and one JWT secret, so a demo token works on any, and with
   ``--public-url`` the nginx origin, which their banners name.
 - nginx, when installed, on ``--listen`` with the configuration of ``deploy/nginx.py``:
@@ -92,8 +92,6 @@ def main() -> int:
                 "--dev",
                 "--port",
                 str(node.app_port),
-                "--hub-port",
-                str(node.hub_port),
                 "--cors-origins",
                 ",".join(origins),
             ]

@@ -1,7 +1,10 @@
 """The nginx configuration for N processes of ``python -m server`` behind one origin.
 
-    python -m deploy.nginx --nodes 2 > deploy/nginx.conf        # ports 4000/4001, 4010/4011...
+    python -m deploy.nginx --nodes 2 > deploy/nginx.conf        # ports 4000, 4010...
     python -m deploy.nginx --node 10.0.0.11 --node 10.0.0.12     # one process per host
+
+Each process serves everything on one port (``python -m server --port N``); a process
+started with ``--hub-port`` too is named ``HOST:APP_PORT:HUB_PORT``.
 
 - ``/socket.io/`` goes to the hubs, **sticky**: every request of one Engine.IO session
   (long-polling GETs and POSTs, then the WebSocket upgrade) must reach the process that holds
@@ -29,12 +32,17 @@ from pathlib import Path
 class Node:
     host: str
     app_port: int
-    hub_port: int
+    #: The hub's own port, if it has one (``--hub-port``); by default the app's.
+    hub_port: int | None = None
+
+    @property
+    def socket_io_port(self) -> int:
+        return self.hub_port if self.hub_port is not None else self.app_port
 
 
 def default_nodes(count: int, host: str = "127.0.0.1", base: int = 4000) -> list[Node]:
-    """Process ``i`` listens on base + 10 i (app) and base + 1 + 10 i (hub)."""
-    return [Node(host, base + 10 * i, base + 1 + 10 * i) for i in range(count)]
+    """Process ``i`` listens on base + 10 i."""
+    return [Node(host, base + 10 * i) for i in range(count)]
 
 
 def render(
@@ -42,7 +50,7 @@ def render(
 ) -> str:
     """The configuration text. With ``prefix``, a self-contained one for
     ``nginx -p PREFIX -c nginx.conf``: pid, logs and temporary files under ``prefix``."""
-    hubs = "".join(f"        server {n.host}:{n.hub_port};\n" for n in nodes)
+    hubs = "".join(f"        server {n.host}:{n.socket_io_port};\n" for n in nodes)
     apps = "".join(f"        server {n.host}:{n.app_port};\n" for n in nodes)
     main = ""
     temp = ""
@@ -108,16 +116,17 @@ http {{
 
 
 def parse_node(text: str) -> Node:
-    """``HOST`` (ports 4000 and 4001) or ``HOST:APP_PORT:HUB_PORT``."""
+    """``HOST`` (port 4000), ``HOST:PORT``, or ``HOST:APP_PORT:HUB_PORT`` (a process started
+    with ``--hub-port``)."""
     host, _, ports = text.partition(":")
     if not ports:
-        return Node(host, 4000, 4001)
+        return Node(host, 4000)
     app, _, hub = ports.partition(":")
     try:
-        return Node(host, int(app), int(hub))
+        return Node(host, int(app), int(hub) if hub else None)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: expected HOST or HOST:APP_PORT:HUB_PORT"
+            f"{text!r}: expected HOST, HOST:PORT or HOST:APP_PORT:HUB_PORT"
         ) from None
 
 
@@ -129,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--node",
         type=parse_node,
         action="append",
-        metavar="HOST[:APP_PORT:HUB_PORT]",
+        metavar="HOST[:PORT[:HUB_PORT]]",
         help="one process on a host of its own (repeat it; instead of --nodes and --host)",
     )
     parser.add_argument("--listen", default="127.0.0.1:8080", help="nginx's address")

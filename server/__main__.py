@@ -5,10 +5,15 @@ Task tree::
     root nursery
     ├── signal watcher: SIGINT / SIGTERM -> hub.shutdown(grace) -> cancel the root
     ├── bridge.run (only with REDIS_URL): Redis link to the other processes, reconnecting
-    ├── hub.serve (hub port): /socket.io/, long-polling and WebSocket
-    ├── serve_app (app port): Hypercorn + Quart-Trio (REST, /metrics, /healthz)
+    ├── serve_with_app (the port)
+    │   ├── the app's lifespan (Hypercorn + Quart-Trio: REST, the board, /metrics, /healthz)
+    │   └── hub.serve: /socket.io/ (long-polling and WebSocket); every other request's
+    │       connection is handed to the app
     ├── monitor: a log line every MONITOR_INTERVAL seconds
     └── presence healer (only with REDIS_URL): userLeft for users whose node died
+
+With ``--hub-port``, the hub listens on a port of its own and the app is served by Hypercorn
+on ``--port`` (``hub.serve`` and ``serve_app`` in place of ``serve_with_app``).
 
 The store (SQLite, calls on worker threads) is opened before the nursery and closed after it.
 """
@@ -20,11 +25,13 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import trio
 
-from server.http.app import create_app, serve_app
+from server.http.app import create_app, hypercorn_config, serve_app
+from server.http.shared_port import serve_with_app
 from server.hub import Hub
 from server.hub.adapter import AdapterFactory
 from server.hub.bridge import Bridge
@@ -103,19 +110,30 @@ async def run(
                 await root.start(cancel_on_signal, root.cancel_scope, drain)
             if bridge is not None:
                 await root.start(bridge.run)
-            with _listening("--hub-port / HUB_PORT", settings.host, settings.hub_port):
-                listeners = await root.start(hub.serve, settings.host, settings.hub_port)
-            hub_port = listeners[0].socket.getsockname()[1]
-            app.config["HUB_PORT"] = hub_port  # the web client's page is told where the hub is
-            with _listening("--port / PORT", settings.host, settings.port):
-                binds = await root.start(serve_app, app, settings.host, settings.port)
-            app_port = int(binds[0].rsplit(":", 1)[1])
+            if settings.hub_port is None:  # one port
+                host, port = settings.host, settings.port
+                serving = partial(serve_with_app, hub, app, host, port, config=hypercorn_config())
+                with _listening("--port / PORT", host, port):
+                    listeners = await root.start(serving)
+                app_port = hub_port = listeners[0].socket.getsockname()[1]
+                binds = [f"http://{settings.host}:{app_port}"]
+            else:
+                with _listening("--hub-port / HUB_PORT", settings.host, settings.hub_port):
+                    listeners = await root.start(hub.serve, settings.host, settings.hub_port)
+                hub_port = listeners[0].socket.getsockname()[1]
+                app.config["HUB_PORT"] = hub_port  # the board's page is told where the hub is
+                with _listening("--port / PORT", settings.host, settings.port):
+                    binds = await root.start(serve_app, app, settings.host, settings.port)
+                app_port = int(binds[0].rsplit(":", 1)[1])
             await root.start(run_monitor, hub, realtime, settings.monitor_interval)
             if bridge is not None:
                 bridge.on_nodes_lost(realtime.nodes_lost)
                 await root.start(realtime.run_presence_healer, settings.presence_heal_interval)
-            log.info("hub listening on http://%s:%d/socket.io/", settings.host, hub_port)
-            log.info("app listening on %s", ", ".join(binds))
+            if hub_port == app_port:
+                log.info("listening on http://%s:%d/ (and /socket.io/)", settings.host, app_port)
+            else:
+                log.info("hub listening on http://%s:%d/socket.io/", settings.host, hub_port)
+                log.info("app listening on %s", ", ".join(binds))
             log.info("database: %s", settings.database_url)
             if settings.dev:
                 assert demo_project_id is not None

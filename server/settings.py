@@ -24,7 +24,6 @@ from server.realtime.service import DEFAULT_FLOOD_DISCONNECT, DEFAULT_RATE_LIMIT
 from server.store import DEFAULT_DATABASE_URL, sqlite_path
 
 DEFAULT_PORT = 4000
-DEFAULT_HUB_PORT = 4001
 
 NO_SECRET = (
     "JWT_SECRET is not set: set it to the secret your tokens are signed with (HS256), "
@@ -46,10 +45,13 @@ SERVICE_HUB = HubConfig.of(connection_state_recovery=True, recovery_skips_middle
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
-    #: The app: REST API, web client, /healthz (Hypercorn + Quart-Trio).
+    #: One port for all: /socket.io/ (long-polling and WebSocket) served by the hub, the
+    #: rest (REST API, web client, /healthz, /metrics) handed by the hub to the app
+    #: (Hypercorn + Quart-Trio).
     port: int = DEFAULT_PORT
-    #: The hub's own listener: /socket.io/, long-polling and WebSocket.
-    hub_port: int = DEFAULT_HUB_PORT
+    #: A listener of the hub's own, for /socket.io/ only; the app then has ``port`` to
+    #: itself. None: the hub serves on ``port``.
+    hub_port: int | None = None
     #: Browser origins allowed to reach the hub; the app's own origin by default.
     cors_origins: tuple[str, ...] = ()
     #: Where people reach the service (a proxy's origin), for the ``--dev`` banner.
@@ -161,8 +163,20 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("--host", "HOST", ("host",), "interface for both listeners"),
-    Option("--port", "PORT", ("port",), "app port", _port),
-    Option("--hub-port", "HUB_PORT", ("hub_port",), "hub port", _port),
+    Option(
+        "--port",
+        "PORT",
+        ("port",),
+        "the port of everything: /socket.io/, the board, the REST API, /healthz, /metrics",
+        _port,
+    ),
+    Option(
+        "--hub-port",
+        "HUB_PORT",
+        ("hub_port",),
+        "give /socket.io/ a port of its own (the app keeps --port); default: one port",
+        _port,
+    ),
     Option(
         "--cors-origins",
         "CORS_ORIGINS",

@@ -1,4 +1,5 @@
-"""``python -m server``: both listeners in one process, and a clean stop on a signal."""
+"""``python -m server``: the hub and the app in one process, on one port or two, and a clean
+stop on a signal."""
 
 from __future__ import annotations
 
@@ -50,11 +51,18 @@ def wait_until_serving(url: str, proc: subprocess.Popen[str], timeout: float = 1
             time.sleep(0.1)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_serves_both_ports_and_stops_cleanly(signum: signal.Signals, tmp_path: Path) -> None:
-    port, hub_port = free_port(), free_port()
+@pytest.mark.parametrize(
+    ("signum", "ports"),
+    [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGTERM, 2)],
+    ids=["SIGINT-one-port", "SIGTERM-one-port", "SIGTERM-hub-port"],
+)
+def test_serves_and_stops_cleanly(signum: signal.Signals, ports: int, tmp_path: Path) -> None:
+    """One port by default: the app and /socket.io/ on --port; with --hub-port, two."""
+    port = free_port()
+    hub_port = free_port() if ports == 2 else port
+    extra = ["--hub-port", str(hub_port)] if ports == 2 else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--port", str(port), "--hub-port", str(hub_port)],
+        [sys.executable, "-m", "server", "--port", str(port), *extra],
         cwd=ROOT,
         env=server_env(tmp_path),
         stdout=subprocess.PIPE,
@@ -86,6 +94,10 @@ def test_serves_both_ports_and_stops_cleanly(signum: signal.Signals, tmp_path: P
     assert proc.returncode == 0, output
     assert "Traceback" not in output, output
     assert f"{signum.name} received" in output
+    if ports == 1:
+        assert f"listening on http://127.0.0.1:{port}/ (and /socket.io/)" in output
+    else:
+        assert f"hub listening on http://127.0.0.1:{hub_port}/socket.io/" in output
     deadline = time.monotonic() + 5
     while not disconnected and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -96,7 +108,7 @@ def test_serves_both_ports_and_stops_cleanly(signum: signal.Signals, tmp_path: P
 def start_server(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``python -m server`` on free ports, expected to stop at once."""
     return subprocess.run(
-        [sys.executable, "-m", "server", "--port", "0", "--hub-port", "0"],
+        [sys.executable, "-m", "server", "--port", "0"],
         cwd=ROOT,
         env=env,
         capture_output=True,

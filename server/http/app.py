@@ -104,12 +104,18 @@ async def serve_app(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` with Hypercorn until cancelled; ``task_status`` gets the bound URLs."""
-    config = Config()
+    config = hypercorn_config()
     config.bind = [f"{host}:{port}"]
+    await serve(app, config, task_status=task_status)
+
+
+def hypercorn_config() -> Config:
+    """How Hypercorn serves the app, on its own listener or on the hub's."""
+    config = Config()
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 2.0
     # a request whose body stops arriving is closed after this many seconds without a byte
     # (Hypercorn's keep-alive timeout already closes a connection that sends no request)
     config.read_timeout = READ_TIMEOUT
-    await serve(app, config, task_status=task_status)
+    return config

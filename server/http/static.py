@@ -1,15 +1,17 @@
 """The web client (``web/dist``, built by ``npm run build``) served at ``/`` on the app port.
 
-The page talks to the hub on the hub port, across origins. It learns where the hub is from
-a tag this module adds to ``index.html`` as it serves it::
+The page learns where the hub is from a tag this module adds to ``index.html`` as it serves
+it::
 
-    <meta name="hub" content='{"port": 4001, "url": null, "sameOrigin": false}'>
+    <meta name="hub" content='{"port": null, "url": null, "sameOrigin": true}'>
 
-- Directly on the app port, the page reaches the hub on its own host name and the hub
-  port, so a page opened as ``localhost`` or as ``127.0.0.1`` calls the hub by that same
-  name, which the hub's CORS allowlist (the app's own origins) accepts. The port is read at
-  request time from ``app.config["HUB_PORT"]``, set by ``python -m server`` once the hub
-  listens (so ``--hub-port 0`` works too); 4001 without it.
+- By default the hub and the app share one port, and the page talks to the hub on its own
+  origin (``sameOrigin``).
+- When the hub has a port of its own (``--hub-port``: ``app.config["HUB_PORT"]``, set by
+  ``python -m server`` once the hub listens, read at request time), the page reaches it on
+  its own host name and that port, so a page opened as ``localhost`` or as ``127.0.0.1``
+  calls the hub by that same name, which the hub's CORS allowlist (the app's own origins)
+  accepts.
 - Through a reverse proxy (the request carries ``X-Forwarded-For`` or ``Forwarded``), the
   page uses its own origin: the proxy serves ``/socket.io/`` there (``deploy/nginx.conf``).
 - ``app.config["HUB_URL"]``, or else the ``HUB_URL`` environment variable, names the hub
@@ -33,8 +35,6 @@ from quart.blueprints import BlueprintSetupState
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import PathConverter
 
-from server.settings import DEFAULT_HUB_PORT
-
 #: ``web/dist`` of this checkout.
 DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 
@@ -47,7 +47,7 @@ NOT_BUILT = (
 ASSET_MAX_AGE = 365 * 24 * 3600
 
 
-def hub_tag(hub_port: int, hub_url: str | None = None, same_origin: bool = False) -> str:
+def hub_tag(hub_port: int | None, hub_url: str | None = None, same_origin: bool = False) -> str:
     config = json.dumps(
         {"port": hub_port, "url": hub_url, "sameOrigin": same_origin}, separators=(",", ":")
     )
@@ -74,10 +74,12 @@ def create_web(dist: Path = DIST) -> Blueprint:
             return Response(NOT_BUILT, status=404, content_type="text/plain; charset=utf-8")
         # the build's index.html is a few hundred bytes: read per request, so a rebuild
         # is served without a restart
+        hub_port = current_app.config.get("HUB_PORT")
+        proxied = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
         tag = hub_tag(
-            int(current_app.config.get("HUB_PORT") or DEFAULT_HUB_PORT),
+            int(hub_port) if hub_port else None,
             current_app.config.get("HUB_URL") or os.environ.get("HUB_URL") or None,
-            same_origin="X-Forwarded-For" in request.headers or "Forwarded" in request.headers,
+            same_origin=proxied or not hub_port,
         )
         head_end = page.find("</head>")
         page = page[:head_end] + tag + page[head_end:] if head_end >= 0 else tag + page

@@ -36,7 +36,7 @@ class ServerProcess:
     def __init__(self, workdir: Path, redis_url: str, *extra: str, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = free_port()
-        self.hub_port = free_port()
+        self.hub_port = self.port  # one port: the app and /socket.io/
         self.app_url = f"http://{host}:{self.port}"
         self.hub_url = f"http://{host}:{self.hub_port}"
         env = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "DATABASE_URL")}
@@ -57,8 +57,6 @@ class ServerProcess:
                 host,
                 "--port",
                 str(self.port),
-                "--hub-port",
-                str(self.hub_port),
                 *extra,
             ],
             cwd=ROOT,

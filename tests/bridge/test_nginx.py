@@ -39,12 +39,15 @@ def test_deploy_config_is_the_rendered_one() -> None:
 
 
 def test_nodes_on_hosts_of_their_own(capsys: pytest.CaptureFixture[str]) -> None:
-    nginx_main(["--node", "10.0.0.11", "--node", "10.0.0.12:5000:5001"])
+    nginx_main(["--node", "10.0.0.11", "--node", "10.0.0.12:5000", "--node", "10.0.0.13:6000:6001"])
     text = capsys.readouterr().out
     hub = text.split("upstream hub {")[1].split("}")[0]
     app = text.split("upstream app {")[1].split("}")[0]
-    assert "server 10.0.0.11:4001;" in hub and "server 10.0.0.12:5001;" in hub
+    # one port by default; a process with --hub-port has /socket.io/ on that one
+    assert "server 10.0.0.11:4000;" in hub and "server 10.0.0.12:5000;" in hub
+    assert "server 10.0.0.13:6001;" in hub
     assert "server 10.0.0.11:4000;" in app and "server 10.0.0.12:5000;" in app
+    assert "server 10.0.0.13:6000;" in app
 
 
 @pytest.fixture(params=["one-host-sqlite", "two-hosts-postgres"])
@@ -73,7 +76,7 @@ def _behind_nginx(
     prefix = tmp_path / "nginx"
     (prefix / "tmp").mkdir(parents=True)
     os.chmod(prefix / "tmp", 0o777)  # nginx's workers drop root and write temp files here
-    nodes = [Node(s.host, s.port, s.hub_port) for s in servers]
+    nodes = [Node(s.host, s.port) for s in servers]  # one port each
     (prefix / "nginx.conf").write_text(render(nodes, f"127.0.0.1:{listen_port}", prefix))
     assert NGINX is not None
     proc = subprocess.Popen(

@@ -75,8 +75,7 @@ class Service:
 def test_settings(tmp_path: Path, **changes: Any) -> Settings:
     settings = Settings(
         host="127.0.0.1",
-        port=0,
-        hub_port=0,
+        port=0,  # one port: the hub, and the app behind it
         jwt_secret=SECRET,
         database_url=f"sqlite:///{tmp_path}/app.db",
         monitor_interval=3600,

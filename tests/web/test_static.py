@@ -46,10 +46,16 @@ async def test_index_names_the_hub_port(dist: Path) -> None:
     assert page.index('<meta name="hub"') < page.index("</head>")
 
 
-async def test_hub_url_overrides_for_a_proxy(dist: Path) -> None:
-    client = make_app(dist, HUB_URL="https://board.example").test_client()
+async def test_on_one_port_the_page_uses_its_own_origin(dist: Path) -> None:
+    client = make_app(dist).test_client()  # no HUB_PORT: the hub serves the app's port
     page = await (await client.get("/")).get_data(as_text=True)
-    assert hub_config(page) == {"port": 4001, "url": "https://board.example", "sameOrigin": False}
+    assert hub_config(page) == {"port": None, "url": None, "sameOrigin": True}
+
+
+async def test_hub_url_overrides_for_a_proxy(dist: Path) -> None:
+    client = make_app(dist, HUB_PORT=4555, HUB_URL="https://board.example").test_client()
+    page = await (await client.get("/")).get_data(as_text=True)
+    assert hub_config(page) == {"port": 4555, "url": "https://board.example", "sameOrigin": False}
 
 
 async def test_behind_a_proxy_the_page_uses_its_own_origin(dist: Path) -> None:

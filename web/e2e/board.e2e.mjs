@@ -37,8 +37,18 @@ async function signIn(who) {
   const page = await context.newPage();
   page.on("pageerror", (err) => console.error(`[${who}] page error: ${err.message}`));
   page.tokenRequests = 0;
+  page.elsewhere = [];
   page.on("request", (request) => {
     if (request.method() === "POST" && request.url().endsWith("/api/dev/token")) page.tokenRequests += 1;
+    const url = new URL(request.url());
+    if (url.protocol.startsWith("http") || url.protocol.startsWith("ws")) {
+      if (url.host !== new URL(server.url).host) page.elsewhere.push(request.url());
+    }
+  });
+  page.sockets = [];
+  page.on("websocket", (ws) => {
+    page.sockets.push(ws.url());
+    if (new URL(ws.url()).host !== new URL(server.url).host) page.elsewhere.push(ws.url());
   });
   await page.goto(server.url);
   await page.click($(`sign-in-${who}`));
@@ -90,6 +100,14 @@ describe("the board page, two users", { timeout: 180_000 }, () => {
   after(async () => {
     await browser?.close();
     await server.close();
+  });
+
+  it("talks to one origin: the page, the REST API and Socket.IO on the server's one port", async () => {
+    const origin = new URL(server.url).host;
+    for (const page of Object.values(pages)) {
+      assert.deepEqual(page.elsewhere, []);
+      assert.ok(page.sockets.some((url) => url.startsWith(`ws://${origin}/socket.io/`)), page.sockets.join(" "));
+    }
   });
 
   it("shows who is online, on both boards", async () => {

@@ -50,10 +50,10 @@ export class DevServer {
 
   async start() {
     this.port ??= await freePort();
-    this.hubPort ??= await freePort();
+    // one port: the board, the REST API and /socket.io/
     const child = spawn(
       PYTHON,
-      ["-m", "server", "--dev", "--host", "127.0.0.1", "--port", String(this.port), "--hub-port", String(this.hubPort)],
+      ["-m", "server", "--dev", "--host", "127.0.0.1", "--port", String(this.port)],
       {
         cwd: ROOT,
         env: { ...process.env, DATABASE_URL: `sqlite:///${join(this.dir, "board.db")}`, JWT_SECRET: "", LOG_LEVEL: "INFO", PYTHONUNBUFFERED: "1" },

@@ -10,13 +10,14 @@ describe("hubUrlFrom", () => {
     expect(hubUrlFrom('{"port":4555}', at("::1"))).toBe("http://[::1]:4555");
   });
 
-  it("uses the page's origin behind a proxy, and an explicit URL over everything", () => {
-    expect(hubUrlFrom('{"port":4001,"url":null,"sameOrigin":true}', at("board.test"))).toBe("http://board.test:4000");
-    expect(hubUrlFrom('{"port":4001,"url":"https://hub.test","sameOrigin":true}', at("x"))).toBe("https://hub.test");
+  it("uses the page's origin on one port and behind a proxy, and an explicit URL over everything", () => {
+    expect(hubUrlFrom('{"port":null,"url":null,"sameOrigin":true}', at("board.test"))).toBe("http://board.test:4000");
+    expect(hubUrlFrom('{"port":4555,"url":null,"sameOrigin":true}', at("board.test"))).toBe("http://board.test:4000");
+    expect(hubUrlFrom('{"port":4555,"url":"https://hub.test","sameOrigin":true}', at("x"))).toBe("https://hub.test");
   });
 
-  it("falls back to port 4001 without a usable tag", () => {
-    expect(hubUrlFrom(null, at("localhost"))).toBe("http://localhost:4001");
-    expect(hubUrlFrom("not json", at("localhost"))).toBe("http://localhost:4001");
+  it("falls back to the page's own origin without a usable tag", () => {
+    expect(hubUrlFrom(null, at("localhost"))).toBe("http://localhost:4000");
+    expect(hubUrlFrom("not json", at("localhost"))).toBe("http://localhost:4000");
   });
 });

@@ -7,7 +7,7 @@ export default async function setup({ provide }) {
   const server = new DevServer();
   await server.start();
   provide("appUrl", server.url);
-  provide("hubUrl", `http://127.0.0.1:${server.hubPort}`);
+  provide("hubUrl", server.url); // one port for both
   return async () => {
     await server.close();
   };
