@@ -254,4 +254,29 @@ describe("the board page, two users", { timeout: 180_000 }, () => {
     ]);
     await shoot("recovered");
   });
+
+  it("a notification's link opens the board at its task, in the page and as an address", async () => {
+    const { bob } = pages;
+    const shownTitle = async (page) => {
+      const card = page.locator(`${$("task-card")}[data-shown="true"]`);
+      await card.waitFor({ timeout: WAIT_MS });
+      return (await card.locator($("task-title")).innerText()).trim();
+    };
+    if ((await bob.locator($("notifications")).count()) === 0) await bob.click($("bell"));
+    const link = bob.locator($("notification-link")).first();
+    const href = await link.getAttribute("href");
+    assert.match(href, /^\/projects\/\d+\/tasks\/\d+$/);
+    await link.click();
+    assert.equal(await shownTitle(bob), "Try the task board (edited by Alice)");
+    await bob.waitForSelector($("notifications"), { state: "detached", timeout: WAIT_MS });
+    // the board's own address from there on, so a reload stays on the board
+    assert.match(new URL(bob.url()).hash, /^#project=\d+$/);
+    assert.equal(new URL(bob.url()).pathname, "/");
+    await shoot("notification-opened");
+
+    // the link as an address (opened from an email, say): the server answers with the page
+    await bob.goto(`${server.url}${href}`);
+    assert.equal(await shownTitle(bob), "Try the task board (edited by Alice)");
+    assert.equal(new URL(bob.url()).pathname, "/");
+  });
 });

@@ -6,11 +6,18 @@ import { ConnectionBanner } from "./ConnectionBanner";
 import { NotificationBell } from "./NotificationBell";
 import { PresenceList } from "./PresenceList";
 import { TaskBoardView } from "./TaskBoardView";
+import { addressFrom } from "./address";
 
-/** The selected project lives in the address (`#project=3`), so a link or a reload keeps it. */
+/** The selected project lives in the address (`#project=3`), so a link or a reload keeps it;
+ * a notification's link (`/projects/3/tasks/7`) selects its project and shows its task. */
 function projectFromHash(): string | null {
-  const match = /project=([^&]+)/.exec(window.location.hash);
-  return match ? decodeURIComponent(match[1]) : null;
+  return addressFrom(window.location).project;
+}
+
+/** A link's path (`/projects/3/tasks/7`) becomes the board's own address (`/#project=3`), so
+ * a reload stays on the board rather than showing the task again. */
+function boardAddress(project: string): void {
+  window.history.replaceState(null, "", `/#project=${encodeURIComponent(project)}`);
 }
 
 export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
@@ -18,6 +25,7 @@ export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
   const [projects, setProjects] = useState<Project[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [selected, setSelected] = useState<string | null>(projectFromHash);
+  const [shown, setShown] = useState<string | null>(() => addressFrom(window.location).task);
 
   useEffect(() => {
     let current = true;
@@ -29,16 +37,30 @@ export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
       },
       (err: Error) => current && setError(err.message),
     );
-    const onHash = (): void => setSelected(projectFromHash());
+    const onHash = (): void => {
+      const address = addressFrom(window.location);
+      if (address.project !== null) {
+        setSelected(address.project);
+        if (window.location.pathname !== "/") boardAddress(address.project);
+      }
+      setShown(address.task);
+    };
     window.addEventListener("hashchange", onHash);
+    window.addEventListener("popstate", onHash);
     return () => {
       current = false;
       window.removeEventListener("hashchange", onHash);
+      window.removeEventListener("popstate", onHash);
     };
   }, [api]);
 
   useEffect(() => {
-    if (selected !== null && projectFromHash() !== selected) window.location.hash = `project=${encodeURIComponent(selected)}`;
+    if (selected === null) return;
+    if (window.location.pathname !== "/") {
+      boardAddress(selected);
+    } else if (projectFromHash() !== selected) {
+      window.location.hash = `project=${encodeURIComponent(selected)}`;
+    }
   }, [selected]);
 
   const project = projects?.find((p) => String(p.id) === selected) ?? null;
@@ -50,7 +72,14 @@ export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
         <strong className="brand">Board</strong>
         <label className="picker">
           Project{" "}
-          <select value={selected ?? ""} onChange={(e) => setSelected(e.target.value)} data-testid="project-picker">
+          <select
+            value={selected ?? ""}
+            onChange={(e) => {
+              setShown(null);
+              setSelected(e.target.value);
+            }}
+            data-testid="project-picker"
+          >
             {projects === null && <option value="">loading…</option>}
             {projects?.length === 0 && <option value="">no projects</option>}
             {projects?.map((p) => (
@@ -79,7 +108,7 @@ export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
       {projects?.length === 0 && <p className="muted pad">You are not a member of any project yet.</p>}
       {projectId !== null && (
         <main className="workspace">
-          <TaskBoardView projectId={projectId} />
+          <TaskBoardView projectId={projectId} shownTask={shown} />
           <ChatPanel projectId={projectId} />
         </main>
       )}

@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { useNotifications } from "../realtime";
+import { openLink } from "./address";
 
 function BellIcon() {
   return (
@@ -36,7 +37,22 @@ export function NotificationBell() {
           <ul>
             {notifications.map((n) => (
               <li key={String(n.id)} className={n.read ? "read" : "unread"} data-testid="notification">
-                <strong>{n.title}</strong>
+                {n.link ? (
+                  <a
+                    href={n.link}
+                    onClick={(e) => {
+                      e.preventDefault();
+                      setOpen(false);
+                      if (!n.read) void markRead(n.id);
+                      openLink(n.link as string);
+                    }}
+                    data-testid="notification-link"
+                  >
+                    <strong>{n.title}</strong>
+                  </a>
+                ) : (
+                  <strong>{n.title}</strong>
+                )}
                 <p>{n.body}</p>
                 {!n.read && (
                   <button type="button" className="link" onClick={() => void markRead(n.id)} data-testid="mark-read">

@@ -9,13 +9,22 @@ export const COLUMNS: { status: string; title: string }[] = [
   { status: "done", title: "Done" },
 ];
 
-export function TaskBoardView({ projectId }: { projectId: Id }) {
+/** `shownTask`: a task to bring into view and mark (a notification's link opened it). */
+export function TaskBoardView({ projectId, shownTask = null }: { projectId: Id; shownTask?: string | null }) {
   const { api } = useRealtime();
   const { tasks, loading, error, lastUpdate, updateTask, createTask } = useTaskBoard(projectId);
   const { cursors, move } = useCursors(projectId);
   const [members, setMembers] = useState<User[]>([]);
   const [editing, setEditing] = useState<Id | null>(null);
   const board = useRef<HTMLDivElement>(null);
+  const hasShownTask = shownTask !== null && tasks.some((t) => String(t.id) === shownTask);
+
+  useEffect(() => {
+    if (!hasShownTask || shownTask === null) return;
+    const card = board.current?.querySelector<HTMLElement>(`[data-task-id="${CSS.escape(shownTask)}"]`);
+    card?.scrollIntoView?.({ block: "center", behavior: "smooth" });
+    card?.focus({ preventScroll: true });
+  }, [hasShownTask, shownTask]);
 
   useEffect(() => {
     let current = true;
@@ -80,6 +89,7 @@ export function TaskBoardView({ projectId }: { projectId: Id }) {
                     task={task}
                     assignee={nameOf(task.assigneeId)}
                     fresh={lastUpdate !== null && sameId(lastUpdate.taskId, task.id)}
+                    shown={shownTask !== null && String(task.id) === shownTask}
                     onEdit={() => setEditing(task.id)}
                   />
                 ),
@@ -125,9 +135,15 @@ function NewTask({ onCreate }: { onCreate: (title: string) => Promise<unknown> }
   );
 }
 
-function TaskCard({ task, assignee, fresh, onEdit }: { task: Task; assignee: string; fresh: boolean; onEdit: () => void }) {
+function TaskCard({ task, assignee, fresh, shown, onEdit }: { task: Task; assignee: string; fresh: boolean; shown: boolean; onEdit: () => void }) {
   return (
-    <article className={`card${fresh ? " fresh" : ""}`} data-task-id={String(task.id)} data-testid="task-card">
+    <article
+      className={`card${fresh ? " fresh" : ""}${shown ? " shown" : ""}`}
+      data-task-id={String(task.id)}
+      data-testid="task-card"
+      data-shown={shown ? "true" : undefined}
+      tabIndex={shown ? -1 : undefined}
+    >
       <h3 data-testid="task-title">{task.title}</h3>
       {task.description && <p className="desc">{task.description}</p>}
       <footer>
