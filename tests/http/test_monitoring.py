@@ -8,8 +8,66 @@ from pathlib import Path
 
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
+from server.http.app import create_app
+from server.hub.bridge import Bridge
 from tests.realtime.harness import Service, make_project, serving, token
+
+#: What /metrics exposed before prometheus-client rendered it (taken from its output with the
+#: real-time service and a bridge): name as in ``# TYPE``, type, label names. Dashboards and
+#: alerts use these names; none may go or change.
+EXPOSED = (
+    ("hub_connected_clients", "gauge", ()),
+    ("hub_packets_in_total", "counter", ()),
+    ("hub_packets_out_total", "counter", ()),
+    ("hub_fast_path_packets_total", "counter", ("how",)),
+    ("hub_gathered_writes_total", "counter", ()),
+    ("hub_volatile_dropped_total", "counter", ()),
+    ("hub_slow_consumer_closes_total", "counter", ()),
+    ("hub_parse_errors_total", "counter", ()),
+    ("hub_handler_errors_total", "counter", ()),
+    ("hub_connection_errors_total", "counter", ()),
+    ("hub_request_timeouts_total", "counter", ()),
+    ("hub_handshaking_connections", "gauge", ()),
+    ("hub_connections_refused_total", "counter", ("limit",)),
+    ("hub_unjoined_connections", "gauge", ()),
+    ("hub_unjoined_closed_total", "counter", ()),
+    ("hub_events_refused_total", "counter", ()),
+    ("realtime_project_rooms", "gauge", ()),
+    ("realtime_project_room_users", "gauge", ("project",)),
+    ("realtime_auth_refused_total", "counter", ()),
+    ("realtime_chat_messages_total", "counter", ()),
+    ("realtime_membership_checks_total", "counter", ("how",)),
+    ("realtime_rate_limited_total", "counter", ("event",)),
+    ("realtime_flood_disconnects_total", "counter", ()),
+    ("store_up", "gauge", ()),
+    ("store_errors_total", "counter", ()),
+    ("store_operation_seconds", "histogram", ("op",)),
+    ("bridge_up", "gauge", ()),
+    ("bridge_nodes", "gauge", ()),
+    ("bridge_info", "gauge", ("mode",)),
+    ("bridge_backlog_messages", "gauge", ()),
+    ("bridge_backlog_bytes", "gauge", ()),
+    ("bridge_connects_total", "counter", ()),
+    ("bridge_disconnects_total", "counter", ()),
+    ("bridge_published_total", "counter", ()),
+    ("bridge_publish_batches_total", "counter", ()),
+    ("bridge_publish_dropped_total", "counter", ()),
+    ("bridge_publish_kept_total", "counter", ()),
+    ("bridge_publish_resent_total", "counter", ()),
+    ("bridge_broadcasts_in_total", "counter", ()),
+    ("bridge_broadcasts_skipped_total", "counter", ()),
+    ("bridge_requests_in_total", "counter", ()),
+    ("bridge_requests_out_total", "counter", ()),
+    ("bridge_request_timeouts_total", "counter", ()),
+    ("bridge_bad_messages_total", "counter", ()),
+    ("bridge_stream_appended_total", "counter", ()),
+    ("bridge_stream_ids_moved_total", "counter", ()),
+    ("bridge_sessions_restored_total", "counter", ()),
+    ("bridge_sessions_not_restored_total", "counter", ()),
+    ("http_requests_total", "counter", ("method", "route", "status")),
+)
 
 
 def sample(metrics: str, name: str) -> float:
@@ -55,6 +113,51 @@ async def test_metrics_count_what_happens(svc: Service) -> None:
     async with svc.http() as http:
         health = (await http.get("/healthz")).json()
     assert health["status"] == "ok"
+
+
+async def test_metrics_keep_their_names_and_parse(svc: Service) -> None:
+    """Every name /metrics ever exposed is there, with its type and labels, and the whole text
+    is read by prometheus-client's own parser. The bridge is never started: its counters are
+    there all the same."""
+    project = await make_project(svc, "Names", {"ada": "Ada"})
+    ada = svc.tab(token("ada", "Ada"))
+    await ada.connect()
+    try:
+        await ada.call("joinProject", project)
+        await ada.call("chatMessage", {"projectId": project, "message": "named"})
+        running = svc.running
+        app = create_app(running.hub, running.realtime, bridge=Bridge("redis://127.0.0.1:1/0"))
+        client = app.test_client()
+        assert (await client.get("/healthz")).status_code == 200  # an http_requests_total
+        response = await client.get("/metrics")
+        text = (await response.get_data()).decode()
+    finally:
+        await ada.disconnect()
+    assert response.content_type.startswith("text/plain")
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE))
+    for name, kind, _ in EXPOSED:
+        assert types.get(name) == kind, name
+    families = {}
+    for family in text_string_to_metric_families(text):
+        # the parser names a counter family without its _total, as prometheus-client does
+        name = family.name + "_total" if family.type == "counter" else family.name
+        families[name] = family
+    for name, kind, labels in EXPOSED:
+        family = families[name]
+        assert family.type == kind, name
+        suffixes = ("_bucket", "_sum", "_count") if kind == "histogram" else ("",)
+        sample_names = {name + suffix for suffix in suffixes}
+        for s in family.samples:
+            assert s.name in sample_names, s.name
+            assert set(s.labels) - {"le"} == set(labels), s
+    # what the traffic above made has its samples
+    for name in (
+        "realtime_project_room_users",
+        "store_operation_seconds",
+        "http_requests_total",
+        "bridge_info",
+    ):
+        assert families[name].samples, name
 
 
 async def test_the_monitor_logs_clients_and_room_users(
