@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from pathlib import Path
 
 import pytest
 import trio
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.http.app import create_app
 from server.hub.bridge import Bridge
-from tests.realtime.harness import Service, make_project, serving, token
+from tests.realtime.harness import Service, make_project, metric, serving, token
 
 #: What /metrics exposed before prometheus-client rendered it (taken from its output with the
 #: real-time service and a bridge): name as in ``# TYPE``, type, label names. Dashboards and
@@ -70,12 +72,6 @@ EXPOSED = (
 )
 
 
-def sample(metrics: str, name: str) -> float:
-    match = re.search(rf"^{re.escape(name)} (\S+)$", metrics, re.MULTILINE)
-    assert match, f"{name} not in /metrics"
-    return float(match.group(1))
-
-
 async def test_metrics_count_what_happens(svc: Service) -> None:
     project = await make_project(svc, "M", {"ada": "Ada", "bob": "Bob"})
     ada, bob = svc.tab(token("ada", "Ada")), svc.tab(token("bob", "Bob"))
@@ -90,23 +86,23 @@ async def test_metrics_count_what_happens(svc: Service) -> None:
             response = await http.get("/metrics")
         assert response.headers["content-type"].startswith("text/plain")
         metrics = response.text
-        assert sample(metrics, "hub_connected_clients") == 2
-        assert sample(metrics, "realtime_project_rooms") == 1
-        assert sample(metrics, f'realtime_project_room_users{{project="{project}"}}') == 2
-        assert sample(metrics, "realtime_chat_messages_total") == 1
-        assert sample(metrics, "hub_packets_in_total") >= 5  # 2 CONNECT, 2 joins, 1 chat
+        assert metric(metrics, "hub_connected_clients") == 2
+        assert metric(metrics, "realtime_project_rooms") == 1
+        assert metric(metrics, f'realtime_project_room_users{{project="{project}"}}') == 2
+        assert metric(metrics, "realtime_chat_messages_total") == 1
+        assert metric(metrics, "hub_packets_in_total") >= 5  # 2 CONNECT, 2 joins, 1 chat
         # out: 2 CONNECT answers, 3 acks, 1 userJoined, 2 newMessage (at least)
-        assert sample(metrics, "hub_packets_out_total") >= 8
-        assert sample(metrics, "hub_volatile_dropped_total") == 0
+        assert metric(metrics, "hub_packets_out_total") >= 8
+        assert metric(metrics, "hub_volatile_dropped_total") == 0
         # the clients are WebSockets: their packets went out by the fast path
-        assert sample(metrics, 'hub_fast_path_packets_total{how="direct"}') >= 8
-        assert sample(metrics, "hub_gathered_writes_total") >= 0
-        assert sample(metrics, "hub_slow_consumer_closes_total") == 0
-        assert sample(metrics, "hub_handler_errors_total") == 0
-        assert sample(metrics, 'store_operation_seconds_count{op="add_message"}') == 1
-        assert 'store_operation_seconds_bucket{op="add_message",le="+Inf"} 1' in metrics
+        assert metric(metrics, 'hub_fast_path_packets_total{how="direct"}') >= 8
+        assert metric(metrics, "hub_gathered_writes_total") >= 0
+        assert metric(metrics, "hub_slow_consumer_closes_total") == 0
+        assert metric(metrics, "hub_handler_errors_total") == 0
+        assert metric(metrics, 'store_operation_seconds_count{op="add_message"}') == 1
+        assert metric(metrics, 'store_operation_seconds_bucket{le="+Inf",op="add_message"}') == 1
         route = 'http_requests_total{method="POST",route="/api/projects",status="201"}'
-        assert sample(metrics, route) == 1
+        assert metric(metrics, route) == 1
     finally:
         await ada.disconnect()
         await bob.disconnect()
@@ -151,13 +147,32 @@ async def test_metrics_keep_their_names_and_parse(svc: Service) -> None:
             assert s.name in sample_names, s.name
             assert set(s.labels) - {"le"} == set(labels), s
     # what the traffic above made has its samples
-    for name in (
-        "realtime_project_room_users",
-        "store_operation_seconds",
-        "http_requests_total",
-        "bridge_info",
-    ):
+    for name in ("realtime_project_room_users", "store_operation_seconds", "bridge_info"):
         assert families[name].samples, name
+    # each app counts its own requests: this one has served only /healthz (the service's own
+    # app served the REST calls above in the same process)
+    (healthz,) = families["http_requests_total"].samples
+    assert healthz.labels == {"method": "GET", "route": "/healthz", "status": "200"}
+    assert healthz.value == 1
+
+
+async def test_metrics_have_the_standard_process_and_python_ones(svc: Service) -> None:
+    async with svc.http() as http:
+        response = await http.get("/metrics")
+    assert response.headers["content-type"] == CONTENT_TYPE_LATEST
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    assert families["python_info"].samples[0].labels["implementation"]
+    assert families["python_gc_objects_collected"].type == "counter"
+    if sys.platform == "linux":  # process_* are read from /proc
+        for name in (
+            "process_cpu_seconds",
+            "process_resident_memory_bytes",
+            "process_start_time_seconds",
+            "process_open_fds",
+            "process_max_fds",
+        ):
+            assert families[name].samples, name
+        assert metric(response.text, "process_open_fds") >= 1
 
 
 async def test_the_monitor_logs_clients_and_room_users(
