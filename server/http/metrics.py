@@ -1,11 +1,33 @@
-"""``GET /metrics`` (Prometheus text format, version 0.0.4) and ``GET /healthz``."""
+"""``GET /metrics`` (Prometheus text format, through ``prometheus-client``) and ``GET /healthz``.
+
+The counts live in the hub, the engine, the real-time service, the store and the bridge, which
+count as they go without knowing about Prometheus. Each app gets a ``CollectorRegistry`` of its
+own (several apps may live in one process: the tests make many) whose collectors read those
+counts when ``/metrics`` is asked for, with the standard ``process_*`` and ``python_*``
+metrics of this process after them.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import trio
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
 from quart import Blueprint, Response, jsonify
 
 from server.hub import Hub
@@ -16,229 +38,200 @@ from server.realtime import Realtime
 HttpCounts = Counter[tuple[str, str, int]]
 
 
-def _num(value: float) -> str:
-    return str(value) if isinstance(value, int) else repr(float(value))
+def _gauge(name: str, help: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, help, value=value)
 
 
-def _label(value: object) -> str:
-    text = str(value)
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _counter(name: str, help: str, value: float) -> CounterMetricFamily:
+    # a family named x_total is exposed as x_total: prometheus-client keeps the suffix apart
+    return CounterMetricFamily(name, help, value=value)
 
 
-class _Text:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def metric(self, name: str, kind: str, help: str, samples: list[tuple[str, float]]) -> None:
-        self.lines.append(f"# HELP {name} {help}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            self.lines.append(f"{name}{labels} {_num(value)}")
-
-    def render(self) -> str:
-        return "\n".join(self.lines) + "\n"
+def _labelled(
+    family: CounterMetricFamily | GaugeMetricFamily, samples: Iterable[tuple[str, float]]
+) -> CounterMetricFamily | GaugeMetricFamily:
+    for label, value in samples:
+        family.add_metric([label], value)
+    return family
 
 
-def render(
-    hub: Hub, realtime: Realtime | None, http: HttpCounts, bridge: Bridge | None = None
-) -> str:
-    out = _Text()
-    totals = hub.engine.totals()
-    stats = hub.stats
-    handler_errors = stats["handler_errors"] + (realtime.stats["handler_errors"] if realtime else 0)
-    out.metric(
-        "hub_connected_clients",
-        "gauge",
-        "Engine.IO connections open now.",
-        [("", hub.client_count)],
-    )
-    out.metric(
-        "hub_packets_in_total",
-        "counter",
-        "Messages received from clients.",
-        [("", stats["packets_in"])],
-    )
-    out.metric(
-        "hub_packets_out_total",
-        "counter",
-        "Messages queued or written to clients (one per recipient).",
-        [("", totals["packets_out"])],
-    )
-    out.metric(
-        "hub_fast_path_packets_total",
-        "counter",
-        "Packets written to idle WebSockets without a writer task: at once (direct), or "
-        "gathered with the others of one tick into one write (gathered).",
-        [
-            ('{how="direct"}', totals["fast_path_direct"]),
-            ('{how="gathered"}', totals["fast_path_gathered"]),
-        ],
-    )
-    out.metric(
-        "hub_gathered_writes_total",
-        "counter",
-        "System calls that wrote gathered packets (one per connection per busy tick).",
-        [("", totals["fast_path_flushes"])],
-    )
-    out.metric(
-        "hub_volatile_dropped_total",
-        "counter",
-        "Volatile packets dropped because a client's queue was full.",
-        [("", totals["dropped_volatile"])],
-    )
-    out.metric(
-        "hub_slow_consumer_closes_total",
-        "counter",
-        "Connections closed because their outbound queue was full.",
-        [("", totals["slow_consumer_closes"])],
-    )
-    out.metric(
-        "hub_parse_errors_total",
-        "counter",
-        "Malformed packets (connection closed).",
-        [("", stats["parse_errors"])],
-    )
-    out.metric(
-        "hub_handler_errors_total", "counter", "Event handlers that failed.", [("", handler_errors)]
-    )
-    out.metric(
-        "hub_connection_errors_total",
-        "counter",
-        "Connections ended by an unexpected error in their reader, writer, poll or tasks.",
-        [("", totals["connection_errors"])],
-    )
-    out.metric(
-        "hub_request_timeouts_total",
-        "counter",
-        "HTTP requests whose headers or body did not arrive in time (408, closed).",
-        [("", totals["request_timeouts"])],
-    )
-    out.metric(
-        "hub_handshaking_connections",
-        "gauge",
-        "Connections open now that have not completed a request yet.",
-        [("", hub.engine.handshaking)],
-    )
-    out.metric(
-        "hub_connections_refused_total",
-        "counter",
-        "Connections still handshaking answered 503 to make room for newer ones.",
-        [
-            ('{limit="per_address"}', totals["refused_handshaking_per_address"]),
-            ('{limit="total"}', totals["refused_handshaking_total"]),
-        ],
-    )
-    out.metric(
-        "hub_unjoined_connections",
-        "gauge",
-        "Connections open now that have not joined a namespace (sent CONNECT) yet.",
-        [("", hub.connect_deadlines.waiting)],
-    )
-    out.metric(
-        "hub_unjoined_closed_total",
-        "counter",
-        "Connections that had not joined a namespace, closed to make room for newer ones.",
-        [("", hub.connect_deadlines.evicted)],
-    )
-    out.metric(
-        "hub_events_refused_total",
-        "counter",
-        "Incoming events refused by a middleware (a rate limit, say).",
-        [("", stats["events_refused"])],
-    )
-    if realtime is not None:
-        rooms = realtime.room_users()
-        out.metric(
-            "realtime_project_rooms",
-            "gauge",
-            "Project rooms with sockets in this process.",
-            [("", len(rooms))],
+class HubCollector(Collector):
+    """The hub's and the engine's counters (and the real-time service's handler errors)."""
+
+    def __init__(self, hub: Hub, realtime: Realtime | None) -> None:
+        self.hub = hub
+        self.realtime = realtime
+
+    def collect(self) -> Iterator[Metric]:
+        hub, realtime = self.hub, self.realtime
+        totals = hub.engine.totals()
+        stats = hub.stats
+        handler_errors = stats["handler_errors"] + (
+            realtime.stats["handler_errors"] if realtime else 0
         )
-        out.metric(
-            "realtime_project_room_users",
-            "gauge",
-            "Users (not sockets) in each project room, in this process.",
-            [(f'{{project="{pid}"}}', users) for pid, users in rooms.items()],
+        yield _gauge("hub_connected_clients", "Engine.IO connections open now.", hub.client_count)
+        yield _counter(
+            "hub_packets_in_total", "Messages received from clients.", stats["packets_in"]
         )
-        out.metric(
-            "realtime_auth_refused_total",
-            "counter",
-            "Connections refused at the handshake (missing or invalid token).",
-            [("", realtime.stats["auth_refused"])],
+        yield _counter(
+            "hub_packets_out_total",
+            "Messages queued or written to clients (one per recipient).",
+            totals["packets_out"],
         )
-        out.metric(
-            "realtime_chat_messages_total",
-            "counter",
-            "Chat messages stored and sent.",
-            [("", realtime.stats["messages"])],
+        yield _labelled(
+            CounterMetricFamily(
+                "hub_fast_path_packets_total",
+                "Packets written to idle WebSockets without a writer task: at once (direct), "
+                "or gathered with the others of one tick into one write (gathered).",
+                labels=["how"],
+            ),
+            [("direct", totals["fast_path_direct"]), ("gathered", totals["fast_path_gathered"])],
         )
-        out.metric(
-            "realtime_membership_checks_total",
-            "counter",
-            "Membership checks (joins, REST), by how they were answered: remembered, or by "
-            "the store.",
+        yield _counter(
+            "hub_gathered_writes_total",
+            "System calls that wrote gathered packets (one per connection per busy tick).",
+            totals["fast_path_flushes"],
+        )
+        yield _counter(
+            "hub_volatile_dropped_total",
+            "Volatile packets dropped because a client's queue was full.",
+            totals["dropped_volatile"],
+        )
+        yield _counter(
+            "hub_slow_consumer_closes_total",
+            "Connections closed because their outbound queue was full.",
+            totals["slow_consumer_closes"],
+        )
+        yield _counter(
+            "hub_parse_errors_total",
+            "Malformed packets (connection closed).",
+            stats["parse_errors"],
+        )
+        yield _counter("hub_handler_errors_total", "Event handlers that failed.", handler_errors)
+        yield _counter(
+            "hub_connection_errors_total",
+            "Connections ended by an unexpected error in their reader, writer, poll or tasks.",
+            totals["connection_errors"],
+        )
+        yield _counter(
+            "hub_request_timeouts_total",
+            "HTTP requests whose headers or body did not arrive in time (408, closed).",
+            totals["request_timeouts"],
+        )
+        yield _gauge(
+            "hub_handshaking_connections",
+            "Connections open now that have not completed a request yet.",
+            hub.engine.handshaking,
+        )
+        yield _labelled(
+            CounterMetricFamily(
+                "hub_connections_refused_total",
+                "Connections still handshaking answered 503 to make room for newer ones.",
+                labels=["limit"],
+            ),
             [
-                ('{how="remembered"}', realtime.access.hits),
-                ('{how="store"}', realtime.access.queries),
+                ("per_address", totals["refused_handshaking_per_address"]),
+                ("total", totals["refused_handshaking_total"]),
             ],
+        )
+        yield _gauge(
+            "hub_unjoined_connections",
+            "Connections open now that have not joined a namespace (sent CONNECT) yet.",
+            hub.connect_deadlines.waiting,
+        )
+        yield _counter(
+            "hub_unjoined_closed_total",
+            "Connections that had not joined a namespace, closed to make room for newer ones.",
+            hub.connect_deadlines.evicted,
+        )
+        yield _counter(
+            "hub_events_refused_total",
+            "Incoming events refused by a middleware (a rate limit, say).",
+            stats["events_refused"],
+        )
+
+
+class RealtimeCollector(Collector):
+    """The real-time service's counters, and its store's health and latency."""
+
+    def __init__(self, realtime: Realtime) -> None:
+        self.realtime = realtime
+
+    def collect(self) -> Iterator[Metric]:
+        realtime = self.realtime
+        rooms = realtime.room_users()
+        yield _gauge(
+            "realtime_project_rooms", "Project rooms with sockets in this process.", len(rooms)
+        )
+        yield _labelled(
+            GaugeMetricFamily(
+                "realtime_project_room_users",
+                "Users (not sockets) in each project room, in this process.",
+                labels=["project"],
+            ),
+            [(str(pid), users) for pid, users in rooms.items()],
+        )
+        yield _counter(
+            "realtime_auth_refused_total",
+            "Connections refused at the handshake (missing or invalid token).",
+            realtime.stats["auth_refused"],
+        )
+        yield _counter(
+            "realtime_chat_messages_total",
+            "Chat messages stored and sent.",
+            realtime.stats["messages"],
+        )
+        yield _labelled(
+            CounterMetricFamily(
+                "realtime_membership_checks_total",
+                "Membership checks (joins, REST), by how they were answered: remembered, or "
+                "by the store.",
+                labels=["how"],
+            ),
+            [("remembered", realtime.access.hits), ("store", realtime.access.queries)],
         )
         limited = Counter[str]()
         for limiter in (realtime.limiter, realtime.rest_limiter):
             if limiter is not None:
                 limited.update(limiter.stats)
-        out.metric(
-            "realtime_rate_limited_total",
-            "counter",
-            "Events (acks answered, others dropped) and REST requests (429) over the user's "
-            "rate limit, by limit: an event's name, * for the others, rest.read, rest.write.",
+        yield _labelled(
+            CounterMetricFamily(
+                "realtime_rate_limited_total",
+                "Events (acks answered, others dropped) and REST requests (429) over the "
+                "user's rate limit, by limit: an event's name, * for the others, rest.read, "
+                "rest.write.",
+                labels=["event"],
+            ),
             [
-                (f'{{event="{_label(key.removeprefix("refused:"))}"}}', n)
+                (key.removeprefix("refused:"), n)
                 for key, n in sorted(limited.items())
                 if key.startswith("refused:")
             ],
         )
-        out.metric(
+        yield _counter(
             "realtime_flood_disconnects_total",
-            "counter",
             "Sockets disconnected for flooding past their rate limits.",
-            [("", limited["disconnects"])],
+            limited["disconnects"],
         )
         health = realtime.store.health
-        out.metric(
+        yield _gauge(
             "store_up",
-            "gauge",
             "0 while database calls fail (within the last few seconds), else 1.",
-            [("", int(not health.failing))],
+            int(not health.failing),
         )
-        out.metric(
+        yield _counter(
             "store_errors_total",
-            "counter",
             "Database calls that failed with a database error.",
-            [("", health.errors)],
+            health.errors,
         )
-        latency = realtime.store.latency
-        samples: list[tuple[str, float]] = []
-        for op, hist in sorted(latency.ops.items()):
-            for le, count in hist.cumulative():
-                samples.append((f'_bucket{{op="{_label(op)}",le="{le}"}}', count))
-            samples.append((f'_sum{{op="{_label(op)}"}}', hist.total))
-            samples.append((f'_count{{op="{_label(op)}"}}', hist.count))
-        out.lines.append("# HELP store_operation_seconds Time of a database call, queue included.")
-        out.lines.append("# TYPE store_operation_seconds histogram")
-        for suffix, value in samples:
-            out.lines.append(f"store_operation_seconds{suffix} {_num(value)}")
-    if bridge is not None:
-        _bridge_metrics(out, bridge)
-    out.metric(
-        "http_requests_total",
-        "counter",
-        "HTTP requests served by the app.",
-        [
-            (f'{{method="{_label(m)}",route="{_label(r)}",status="{s}"}}', n)
-            for (m, r, s), n in sorted(http.items())
-        ],
-    )
-    return out.render()
+        latency = HistogramMetricFamily(
+            "store_operation_seconds",
+            "Time of a database call, queue included.",
+            labels=["op"],
+        )
+        for op, hist in sorted(realtime.store.latency.ops.items()):
+            latency.add_metric([op], hist.cumulative(), sum_value=hist.total)
+        yield latency
 
 
 #: The Redis bridge's counters (``Bridge.stats``) and what they count.
@@ -267,33 +260,71 @@ _BRIDGE_COUNTERS = (
 )
 
 
-def _bridge_metrics(out: _Text, bridge: Bridge) -> None:
-    stats = bridge.stats
-    out.metric(
-        "bridge_up",
-        "gauge",
-        "1 when Redis is reachable, 0 when degraded.",
-        [("", int(bridge.healthy))],
-    )
-    out.metric(
-        "bridge_nodes",
-        "gauge",
-        "Nodes of the cluster as last counted, this one included (0 while degraded).",
-        [("", bridge.nodes)],
-    )
-    out.metric(
-        "bridge_info", "gauge", "The bridge's wire format.", [(f'{{mode="{bridge.mode}"}}', 1)]
-    )
-    count, size = bridge.backlog
-    out.metric(
-        "bridge_backlog_messages",
-        "gauge",
-        "Publishes waiting to go out (while degraded: what the outage kept).",
-        [("", count)],
-    )
-    out.metric("bridge_backlog_bytes", "gauge", "Their size.", [("", size)])
-    for key, help in _BRIDGE_COUNTERS:
-        out.metric(f"bridge_{key}_total", "counter", help, [("", stats[key])])
+class BridgeCollector(Collector):
+    """The Redis bridge's state and counters."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    def collect(self) -> Iterator[Metric]:
+        bridge = self.bridge
+        yield _gauge(
+            "bridge_up", "1 when Redis is reachable, 0 when degraded.", int(bridge.healthy)
+        )
+        yield _gauge(
+            "bridge_nodes",
+            "Nodes of the cluster as last counted, this one included (0 while degraded).",
+            bridge.nodes,
+        )
+        yield _labelled(
+            GaugeMetricFamily("bridge_info", "The bridge's wire format.", labels=["mode"]),
+            [(bridge.mode, 1)],
+        )
+        count, size = bridge.backlog
+        yield _gauge(
+            "bridge_backlog_messages",
+            "Publishes waiting to go out (while degraded: what the outage kept).",
+            count,
+        )
+        yield _gauge("bridge_backlog_bytes", "Their size.", size)
+        stats = bridge.stats
+        for key, help in _BRIDGE_COUNTERS:
+            yield _counter(f"bridge_{key}_total", help, stats[key])
+
+
+class HttpCollector(Collector):
+    """The app's requests, by method, route and status."""
+
+    def __init__(self, http: HttpCounts) -> None:
+        self.http = http
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "http_requests_total",
+            "HTTP requests served by the app.",
+            labels=["method", "route", "status"],
+        )
+        for (method, route, status), n in sorted(self.http.items()):
+            family.add_metric([method, route, str(status)], n)
+        yield family
+
+
+def metrics_registry(
+    hub: Hub, realtime: Realtime | None, http: HttpCounts, bridge: Bridge | None = None
+) -> CollectorRegistry:
+    """A registry of its own for one app: what it serves at ``/metrics``, in this order."""
+    registry = CollectorRegistry()
+    registry.register(HubCollector(hub, realtime))
+    if realtime is not None:
+        registry.register(RealtimeCollector(realtime))
+    if bridge is not None:
+        registry.register(BridgeCollector(bridge))
+    registry.register(HttpCollector(http))
+    # the standard ones: process_* (CPU, memory, open files; Linux), python_info, python_gc_*
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
 
 
 #: How long /healthz waits for the database to answer.
@@ -323,11 +354,11 @@ def create_monitoring(
     hub: Hub, realtime: Realtime | None, http: HttpCounts, bridge: Bridge | None = None
 ) -> Blueprint:
     bp = Blueprint("monitoring", __name__)
+    registry = metrics_registry(hub, realtime, http, bridge)
 
     @bp.get("/metrics")
     async def metrics() -> Any:
-        text = render(hub, realtime, http, bridge)
-        return Response(text, content_type="text/plain; version=0.0.4")
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     @bp.get("/healthz")
     async def healthz() -> Any:

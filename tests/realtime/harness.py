@@ -8,6 +8,7 @@ event it receives in order. ``token()`` signs JWTs like an identity provider wou
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -206,6 +207,14 @@ class Tab:
     @property
     def connected(self) -> bool:
         return bool(self.client.connected)
+
+
+def metric(text: str, name: str) -> float:
+    """The value of one sample in /metrics' ``text``: ``name`` with its labels, as exposed
+    (prometheus-client writes the labels sorted by name)."""
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{name} not in /metrics"
+    return float(match.group(1))
 
 
 async def make_project(

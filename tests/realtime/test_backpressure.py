@@ -5,7 +5,6 @@ one, once it has read nothing for ``slow_consumer_timeout``, closes it as a slow
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import httpx
 import pytest
 import trio
 
-from tests.realtime.harness import Service, make_project, serving, token
+from tests.realtime.harness import Service, make_project, metric, serving, token
 
 
 @pytest.fixture
@@ -21,12 +20,6 @@ async def svc(tmp_path: Path) -> AsyncIterator[Service]:
     """The service without rate limits: these tests flood on purpose, to fill queues."""
     async with serving(tmp_path, rate_limits=(), slow_consumer_timeout=1.0) as service:
         yield service
-
-
-def metric(text: str, name: str) -> float:
-    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-    assert match, name
-    return float(match.group(1))
 
 
 async def stalled_member(svc: Service, project: int) -> tuple[httpx.AsyncClient, str]:

@@ -17,17 +17,11 @@ import trio
 from server.hub import Rate
 from tests.bridge.tcp_proxy import tcp_proxy
 from tests.postgres import postgres_database
-from tests.realtime.harness import Service, make_project, serving, token
+from tests.realtime.harness import Service, make_project, metric, serving, token
 from tests.realtime.test_events import two_in_a_project
 from tests.realtime.test_faults import drop
 
 RATE_LIMITED = {"ok": False, "error": "Rate limit exceeded"}
-
-
-def metric(text: str, name: str) -> float:
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    assert match, name
-    return float(match.group(1))
 
 
 async def test_a_lone_surrogate_reaches_every_member_and_the_server_lives(svc: Service) -> None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tests.realtime.harness import Service, make_project, token
+from tests.realtime.harness import Service, make_project, metric, token
 
 
 async def test_second_tab_is_not_a_new_arrival_and_last_tab_leaves(svc: Service) -> None:
@@ -51,7 +51,7 @@ async def test_disconnecting_counts_as_leaving(svc: Service) -> None:
         await bob.next("userJoined")
         async with svc.http() as http:
             metrics = (await http.get("/metrics")).text
-        assert f'realtime_project_room_users{{project="{project}"}} 2' in metrics
+        assert metric(metrics, f'realtime_project_room_users{{project="{project}"}}') == 2
         await ada.disconnect()
         left = await bob.next("userLeft")
         assert left == [{"userId": "ada", "userName": "Ada", "projectId": project}]
