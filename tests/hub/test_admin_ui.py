@@ -8,8 +8,11 @@ has two hubs on a real redis-server; the last one opens the package's built UI i
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import bcrypt
@@ -17,10 +20,13 @@ import pytest
 import trio
 
 from server.hub import Hub, Socket
-from server.hub.admin import AdminUI, instrument
+from server.hub.admin import AdminUI, AdminUIOptions, instrument
 from server.hub.protocol import socketio as sio
+from server.settings import parse
 from tests.hub.conftest import serving
 from tests.hub.rawclient import RawClient, raw_client
+from tests.realtime.harness import serving as service
+from tests.realtime.harness import token
 
 USER = "admin"
 PASSWORD = "s3cret-ü"
@@ -364,3 +370,88 @@ async def test_no_auth_only_when_asked_for() -> None:
             instrument(Hub(), auth=(USER, bad))
     with pytest.raises(ValueError, match="mode"):
         instrument(Hub(), auth=None, mode="staging")
+
+
+# ---- as the service runs it: settings, and the service's own auth ---------------------------
+
+ENV = {"JWT_SECRET": "s" * 32}
+
+
+def test_off_by_default_and_its_settings() -> None:
+    assert parse([], env=ENV).admin_ui is None
+    on = parse(["--admin-ui", f"{USER}:{HASH}"], env=ENV).admin_ui
+    assert on == AdminUIOptions(auth=(USER, HASH), mode="development")
+    from_env = parse(
+        [],
+        env={
+            **ENV,
+            "ADMIN_UI": f"ops:team:{HASH}",  # a colon in the name is fine: the hash has none
+            "ADMIN_UI_READ_ONLY": "1",
+            "ADMIN_UI_MODE": "Production",
+            "ADMIN_UI_SERVER_ID": "eu-1",
+        },
+    ).admin_ui
+    assert from_env == AdminUIOptions(
+        auth=("ops:team", HASH), read_only=True, server_id="eu-1", mode="production"
+    )
+    bare = parse(["--admin-ui-no-auth", "--admin-ui-read-only"], env=ENV).admin_ui
+    assert bare == AdminUIOptions(auth=None, read_only=True)
+    assert "--admin-ui USER:BCRYPT_HASH" in " ".join(_help().split())
+
+
+def _help() -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        parse(["--help"], env=ENV)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "error"),
+    [
+        (["--admin-ui", HASH], {}, "--admin-ui / ADMIN_UI: expected USER:BCRYPT_HASH"),
+        (["--admin-ui", "admin:secret"], {}, "--admin-ui / ADMIN_UI: expected USER:BCRYPT_HASH"),
+        ([], {"ADMIN_UI": f":{HASH}"}, "--admin-ui / ADMIN_UI: expected USER:BCRYPT_HASH"),
+        (
+            ["--admin-ui", f"a:{HASH}", "--admin-ui-no-auth"],
+            {},
+            "--admin-ui and --admin-ui-no-auth: give one or the other",
+        ),
+        (["--admin-ui-read-only"], {}, "--admin-ui-read-only, --admin-ui-mode and"),
+        ([], {"ADMIN_UI_MODE": "production"}, "--admin-ui-read-only, --admin-ui-mode and"),
+        (
+            ["--admin-ui-no-auth", "--admin-ui-mode", "staging"],
+            {},
+            "--admin-ui-mode / ADMIN_UI_MODE: development or production, not 'staging'",
+        ),
+    ],
+    ids=["no-user", "not-a-hash", "empty-user", "both", "read-only-alone", "mode-alone", "mode"],
+)
+def test_a_bad_admin_ui_setting_is_one_line(
+    args: list[str], env: dict[str, str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse(args, env={**ENV, **env})
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"python -m server: error: {error}"), last
+    assert HASH not in last  # a hash is not secret, but nothing gains from echoing it
+
+
+async def test_the_service_with_admin_ui_needs_no_jwt_there(tmp_path: Path) -> None:
+    options = AdminUIOptions(auth=(USER, HASH), server_id="svc-1")
+    async with service(tmp_path, admin_ui=options) as svc:
+        # "/" still wants its token; /admin wants the admin's password, and no token
+        async with raw_client(svc.hub_url, nsp=None) as stranger:
+            refused = await stranger.connect_namespace("/", {})
+            assert refused.type is sio.PacketType.CONNECT_ERROR
+        async with (
+            raw_client(svc.hub_url, auth={"token": token(7, "Grace")}) as user,
+            admin_client(svc.hub_url) as admin,
+        ):
+            got = await events(admin, "config", "all_sockets", "server_stats")
+            listed = {s["nsp"]: s for s in got["all_sockets"][0]}
+            assert listed["/"]["id"] == user.sids["/"]
+            assert listed["/"]["data"] == {"userId": "7", "userName": "Grace", "role": "member"}
+            assert got["server_stats"][0]["serverId"] == "svc-1"
+            assert len(got["config"][0]["supportedFeatures"]) == 9
