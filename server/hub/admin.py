@@ -18,11 +18,12 @@ the package's ``instrument(io, options)`` does for a Node server:
 - unless read-only, the UI's commands ``emit``, ``join``, ``leave`` and ``_disconnect``
   (namespace, then a room or socket id to narrow it to), carried out across the cluster.
 
-What the hub tells it comes from :meth:`~server.hub.Hub.observe` (sockets and rooms, only
-in development mode), from each socket's ``on_any`` / ``on_any_outgoing`` listeners (events),
-and from counters the hub keeps anyway (the aggregated events). Observers only queue; a task
-of the hub's (:meth:`~server.hub.Hub.run_while_serving`) sends what was queued, and the
-stats.
+What the hub tells it comes from :meth:`~server.hub.Hub.observe` (sockets and rooms, in
+development mode only), the engine's ``upgrade_observers`` (upgrades), each socket's
+``on_any`` / ``on_any_outgoing`` listeners (events), and counters the hub keeps anyway (the
+aggregated events). Observers only queue; a task of the hub's
+(:meth:`~server.hub.Hub.run_while_serving`) sends what was queued, the stats, and carries
+out the UI's commands one after another.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import secrets
 import socket as sockets
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -47,6 +48,8 @@ import trio
 
 from server.hub.adapter import LocalAdapter, SocketLike
 from server.hub.broadcast import BroadcastOperator
+from server.hub.client import Client
+from server.hub.engine import Session
 from server.hub.errors import ConnectRefused
 from server.hub.socket import Socket
 
@@ -78,6 +81,10 @@ SESSION_TTL = 86_400.0
 MAX_SESSIONS = 10_000
 #: Messages waiting for the sender task; past this they are dropped (and counted).
 MAX_PENDING = 10_000
+#: Commands waiting to be carried out; past this they are dropped.
+MAX_COMMANDS = 1_000
+#: A command of the UI's, and its arguments.
+Command = tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]
 #: Password checks at once: bcrypt is slow on purpose, so a flood of wrong passwords costs
 #: at most this many worker threads.
 CHECKS_AT_ONCE = 2
@@ -188,12 +195,14 @@ class AdminUI:
         #: Session ids of admin sockets that have just passed the middleware.
         self._fresh: weakref.WeakKeyDictionary[Socket, str] = weakref.WeakKeyDictionary()
         self._checks = trio.CapacityLimiter(CHECKS_AT_ONCE)
-        #: (event, args) for every admin client, waiting for the sender task.
+        #: (event, args) for every admin client, waiting for the sender task; room_left
+        #: after the rest of a batch (Node's instrument() sends it on the next tick).
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._later: list[tuple[str, tuple[Any, ...]]] = []
         self._wakeup = trio.Event()
+        #: The UI's commands, carried out one after another in the order they came.
+        self._commands, self._to_do = trio.open_memory_channel[Command](MAX_COMMANDS)
         self.dropped = 0
-        #: This node's sockets still on long-polling, watched for their upgrade.
-        self._polling: dict[Socket, None] = {}
         self._started = _process_start()
         self._counts = self._counters()
 
@@ -204,12 +213,16 @@ class AdminUI:
             log.warning("the admin UI on %s takes anyone: no authentication", namespace)
         nsp.on("connect", self._welcome)
         if not read_only:
-            nsp.on("emit", self._emit)
-            nsp.on("join", self._join)
-            nsp.on("leave", self._leave)
-            nsp.on("_disconnect", self._disconnect)
+            for event, action in (
+                ("emit", self._emit),
+                ("join", self._join),
+                ("leave", self._leave),
+                ("_disconnect", self._disconnect),
+            ):
+                nsp.on(event, self._queued(event, action))
         if self.development:
             hub.observe(self)
+            hub.engine.upgrade_observers.append(self._upgraded)
         hub.run_while_serving(self.run)
 
     # ---- connecting ------------------------------------------------------------------------
@@ -288,7 +301,26 @@ class AdminUI:
             return everyone.to(*filter_)
         return everyone
 
-    def _emit(self, _admin: Socket, nsp: Any = None, filter_: Any = None, *rest: Any) -> None:
+    def _queued(self, event: str, action: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+        """The handler of a command: queued for :meth:`_carry_out`, so that commands are
+        carried out in the order they came (as Node does), whatever each waits for."""
+
+        def handler(_admin: Socket, *args: Any) -> None:
+            try:
+                self._commands.send_nowait((action, args))
+            except trio.WouldBlock:
+                log.warning("admin UI: %d commands waiting; %r dropped", MAX_COMMANDS, event)
+
+        return handler
+
+    async def _carry_out(self) -> None:
+        async for action, args in self._to_do:
+            try:
+                await action(*args)
+            except Exception:
+                log.exception("admin UI: a command failed")
+
+    async def _emit(self, nsp: Any = None, filter_: Any = None, *rest: Any) -> None:
         target = self._target(nsp, filter_)
         if target is None or not rest or not isinstance(rest[0], str):
             return
@@ -297,21 +329,17 @@ class AdminUI:
         except (TypeError, ValueError) as exc:
             log.info("admin UI: cannot emit %r: %s", rest[0], exc)
 
-    async def _join(self, _admin: Socket, nsp: Any = None, room: Any = None, f: Any = None) -> None:
+    async def _join(self, nsp: Any = None, room: Any = None, f: Any = None) -> None:
         target = self._target(nsp, f)
         if target is not None and isinstance(room, str) and room:
             await target.sockets_join(room)
 
-    async def _leave(
-        self, _admin: Socket, nsp: Any = None, room: Any = None, f: Any = None
-    ) -> None:
+    async def _leave(self, nsp: Any = None, room: Any = None, f: Any = None) -> None:
         target = self._target(nsp, f)
         if target is not None and isinstance(room, str) and room:
             await target.sockets_leave(room)
 
-    async def _disconnect(
-        self, _admin: Socket, nsp: Any = None, close: Any = False, f: Any = None
-    ) -> None:
+    async def _disconnect(self, nsp: Any = None, close: Any = False, f: Any = None) -> None:
         target = self._target(nsp, f)
         if target is not None:
             await target.disconnect_sockets(bool(close))
@@ -323,8 +351,6 @@ class AdminUI:
         socket.data["_admin"] = {"clientId": session.sid[:12], "transport": transport}
         name = socket.nsp.name
         self._send("socket_connected", serialize(socket, name), _now())
-        if transport == "polling":
-            self._polling[socket] = None
         if name != self.nsp.name:
             sid = socket.id
             socket.on_any(lambda *args: self._send("event_received", name, sid, list(args), _now()))
@@ -333,22 +359,35 @@ class AdminUI:
             )
 
     def socket_disconnected(self, socket: Socket, reason: str) -> None:
-        self._polling.pop(socket, None)
         self._send("socket_disconnected", socket.nsp.name, socket.id, reason, _now())
+
+    def _upgraded(self, session: Session) -> None:
+        """A connection moved from long-polling to a WebSocket: ``socket_updated`` for each
+        of its sockets."""
+        client = session.handler
+        if not isinstance(client, Client):
+            return
+        transport = session.transport.name
+        for socket in list(client.sockets.values()):
+            admin = socket.data.get("_admin")
+            if isinstance(admin, dict):
+                admin["transport"] = transport
+            update = {"id": socket.id, "nsp": socket.nsp.name, "transport": transport}
+            self._send("socket_updated", update)
 
     def room_joined(self, nsp: str, room: str, sid: str) -> None:
         self._send("room_joined", nsp, room, sid, _now())
 
     def room_left(self, nsp: str, room: str, sid: str) -> None:
-        self._send("room_left", nsp, room, sid, _now())
+        self._send("room_left", nsp, room, sid, _now(), later=True)
 
-    def _send(self, event: str, *args: Any) -> None:
+    def _send(self, event: str, *args: Any, later: bool = False) -> None:
         """Queue ``event`` for every admin client (of every node): the sender task sends it,
         so an observer never sends from inside the hub's own bookkeeping."""
-        if len(self._pending) >= MAX_PENDING:
+        if len(self._pending) + len(self._later) >= MAX_PENDING:
             self.dropped += 1
             return
-        self._pending.append((event, args))
+        (self._later if later else self._pending).append((event, args))
         self._wakeup.set()
 
     # ---- the task ------------------------------------------------------------------------------
@@ -356,6 +395,7 @@ class AdminUI:
         """Send what was queued as it comes, and the stats every 2 s (while the hub serves)."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._send_pending)
+            nursery.start_soon(self._carry_out)
             while True:
                 self._send("server_stats", self.server_stats())
                 await trio.sleep(STATS_INTERVAL)
@@ -364,8 +404,8 @@ class AdminUI:
         while True:
             await self._wakeup.wait()
             self._wakeup = trio.Event()
-            pending, self._pending = self._pending, []
-            for event, args in pending:
+            pending, self._pending, later, self._later = self._pending, [], self._later, []
+            for event, args in (*pending, *later):
                 try:
                     self.nsp.emit(event, *args)
                 except (TypeError, ValueError) as exc:
@@ -374,7 +414,6 @@ class AdminUI:
     def server_stats(self) -> dict[str, Any]:
         """This node's stats, as the package sends them every 2 s."""
         hub = self.hub
-        self._check_upgrades()
         sessions = hub.engine.sessions
         return {
             "serverId": self.server_id,
@@ -412,22 +451,6 @@ class AdminUI:
             for kind in counts
             if counts[kind] > before[kind]
         ]
-
-    def _check_upgrades(self) -> None:
-        """Sockets of this node that were on long-polling and are on a WebSocket now:
-        ``socket_updated`` (the package hears of the upgrade at once; here, within 2 s)."""
-        for socket in list(self._polling):
-            if not socket.connected:
-                del self._polling[socket]
-                continue
-            transport = socket.client.session.transport.name
-            if transport != "polling":
-                del self._polling[socket]
-                admin = socket.data.get("_admin")
-                if isinstance(admin, dict):
-                    admin["transport"] = transport
-                nsp = socket.nsp.name
-                self._send("socket_updated", {"id": socket.id, "nsp": nsp, "transport": transport})
 
 
 def serialize(socket: SocketLike, nsp: str) -> dict[str, Any]:

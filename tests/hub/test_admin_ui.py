@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +27,16 @@ from server.hub.protocol import socketio as sio
 from server.settings import parse
 from tests.hub.conftest import serving
 from tests.hub.rawclient import RawClient, raw_client
+from tests.node_harness import (
+    NODE_DIR,
+    LineReader,
+    NodeHarnessError,
+    free_port,
+    node_deps_installed,
+    node_executable,
+    parse_result,
+    stop_process,
+)
 from tests.realtime.harness import serving as service
 from tests.realtime.harness import token
 
@@ -32,6 +44,7 @@ USER = "admin"
 PASSWORD = "s3cret-ü"
 #: Cost 4: the lowest bcrypt takes, so that tests check passwords quickly.
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+NODE = node_executable() or "node"
 COMMANDS = ["EMIT", "JOIN", "LEAVE", "DISCONNECT", "MJOIN", "MLEAVE", "MDISCONNECT"]
 
 
@@ -230,7 +243,7 @@ async def test_sockets_rooms_and_events_as_they_happen() -> None:
             assert await call(target, "leave", "room-1") == [[sid]]
             await target.emit("hello", 1, {"two": 2})
             assert await target.receive_event("hi") == [1, {"two": 2}]
-        seen = await until(admin, lambda e: e[0] == "socket_disconnected" and e[1][0] == "/")
+        seen = await until(admin, lambda e: e[0] == "room_left" and e[1][1:3] == [sid, sid])
     mine = [(name, args) for name, args in seen if name != "server_stats" and args[0] != "/admin"]
     assert [name for name, _ in mine].count("socket_connected") == 1
     socket, when = next(args for name, args in mine if name == "socket_connected")
@@ -247,8 +260,9 @@ async def test_sockets_rooms_and_events_as_they_happen() -> None:
         ("room_left", ["/", "room-1", sid]),
         ("event_received", ["/", sid, ["hello", 1, {"two": 2}]]),
         ("event_sent", ["/", sid, ["hi", 1, {"two": 2}]]),
-        ("room_left", ["/", sid, sid]),
+        # as Node's instrument() sends them: room_left on the next tick, so after
         ("socket_disconnected", ["/", sid, "transport close"]),
+        ("room_left", ["/", sid, sid]),
     ]
 
 
@@ -455,3 +469,120 @@ async def test_the_service_with_admin_ui_needs_no_jwt_there(tmp_path: Path) -> N
             assert listed["/"]["data"] == {"userId": "7", "userName": "Grace", "role": "member"}
             assert got["server_stats"][0]["serverId"] == "svc-1"
             assert len(got["config"][0]["supportedFeatures"]) == 9
+
+
+# ---- the stock socket.io-client, against ours and against Node's instrument() -------------
+
+ADMIN_CLIENT = NODE_DIR / "admin_client.mjs"
+ADMIN_REFERENCE = NODE_DIR / "admin_reference_server.mjs"
+
+
+def run_admin_client(url: str, read_only: bool) -> dict[str, Any]:
+    """``tests/node/admin_client.mjs`` against ``url``: its one JSON line."""
+    command = [NODE, str(ADMIN_CLIENT), "--url", url, "--username", USER, "--password", PASSWORD]
+    if read_only:
+        command.append("--read-only")
+    done = subprocess.run(command, cwd=NODE_DIR, capture_output=True, text=True, timeout=60)
+    return parse_result(done.stdout.splitlines(), f"admin_client.mjs ({done.stderr[-2000:]})")
+
+
+def start_admin_reference(port: int, read_only: bool) -> subprocess.Popen[str]:
+    """A stock Node Socket.IO server on the package's own ``instrument()``."""
+    command = [NODE, str(ADMIN_REFERENCE), "--port", str(port), "--username", USER]
+    command += ["--hash", HASH, *(["--read-only"] if read_only else [])]
+    proc = subprocess.Popen(command, cwd=NODE_DIR, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        line = LineReader(proc.stdout).next_line(15)
+        if line is None or not line.startswith("listening "):
+            raise NodeHarnessError(f"the Node admin reference did not start: {line!r}")
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["commands", "read-only"])
+async def test_the_stock_client_sees_what_nodes_instrument_shows(read_only: bool) -> None:
+    """Connect, refusals, session, config, all_sockets, stats, a socket connecting on
+    polling and upgrading, its rooms and events, the commands on another socket, a page
+    reload with the session id: the same, ids and times aside, from ours and from Node."""
+    if not node_deps_installed() or not (NODE_DIR / "node_modules" / "@socket.io").is_dir():
+        pytest.fail("Node dependencies missing: run `make install` (npm ci in tests/node)")
+    port = free_port()
+    reference = await trio.to_thread.run_sync(start_admin_reference, port, read_only)
+    try:
+        expected = await trio.to_thread.run_sync(
+            run_admin_client, f"http://127.0.0.1:{port}", read_only
+        )
+    finally:
+        await trio.to_thread.run_sync(stop_process, reference)
+    assert expected["ok"] is True, expected
+    hub, _ = build_hub(server_id="reference", read_only=read_only)
+    async with serving(hub) as url:
+        got = await trio.to_thread.run_sync(run_admin_client, url, read_only)
+    assert got == expected
+    # what the comparison stands on
+    assert got["wrongPassword"] == got["noCredentials"] == "invalid credentials"
+    assert got["secondConnected"]["transport"] == "polling"
+    assert got["secondUpdated"] == {"id": "<second>", "nsp": "/", "transport": "websocket"}
+    assert ["room_joined", "/", "room-1", "<second>", "<time>"] in got["feed"]
+    if read_only:
+        assert got["targetGot"] == [["hi", "still here"]]  # its own, and nothing more
+        assert got["targetRooms"] == ["<target>"]
+    else:
+        assert got["targetGot"] == [["fromAdmin", 1, {"x": "y"}]]
+        assert got["targetDisconnect"] == "io server disconnect"
+
+
+# ---- the package's own UI, in Chromium ----------------------------------------------------
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+ADMIN_UI_BROWSER = NODE_DIR / "admin_ui_browser.mjs"
+
+
+async def test_the_stock_dashboard_in_chromium_shows_our_server_and_a_socket(
+    tmp_path: Path,
+) -> None:
+    """``ui/dist`` of ``@socket.io/admin-ui``, served on a loopback port (another origin
+    than the hub's, so the hub must allow it: ``--cors-origins``), connected to the service
+    through its connection form: the servers page lists our server id, the sockets page a
+    socket connected to ``/`` with a token."""
+    check_browser()
+    ui_port = free_port()
+    options = AdminUIOptions(auth=(USER, HASH), server_id="trio-hub-ui-test")
+    cors = (f"http://127.0.0.1:{ui_port}",)
+    async with (
+        service(tmp_path, admin_ui=options, cors_origins=cors) as svc,
+        raw_client(svc.hub_url, auth={"token": token(3, "Ada")}) as user,
+    ):
+        command = [NODE, str(ADMIN_UI_BROWSER), "--hub", svc.hub_url, "--ui-port", str(ui_port)]
+        command += ["--username", USER, "--password", PASSWORD]
+        command += ["--server-id", "trio-hub-ui-test", "--socket", user.sids["/"]]
+        command += ["--screenshots", str(tmp_path), "--chromium", str(CHROMIUM)]
+
+        def browse() -> dict[str, Any]:
+            done = subprocess.run(
+                command, cwd=NODE_DIR, capture_output=True, text=True, timeout=120
+            )
+            return parse_result(
+                done.stdout.splitlines(), f"admin_ui_browser ({done.stderr[-2000:]})"
+            )
+
+        result = await trio.to_thread.run_sync(browse)
+    for path in result.get("screenshots", []):
+        print("screenshot:", path)
+    assert result["ok"] is True, result
+    assert len(result["screenshots"]) == 3
+    assert all(size > 10_000 for size in sizes(result["screenshots"]))
+
+
+def check_browser() -> None:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    if not (NODE_DIR / "node_modules" / "playwright-core").is_dir():
+        pytest.fail("Node dependencies missing: run `make install` (npm ci in tests/node)")
+
+
+def sizes(paths: list[str]) -> list[int]:
+    return [Path(p).stat().st_size for p in paths]
