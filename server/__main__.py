@@ -89,6 +89,8 @@ async def run(
             rate_limits=dict(settings.rate_limits),
             flood_disconnect=settings.flood_disconnect,
         ).install()
+        if settings.admin_ui is not None:  # the Socket.IO Admin UI's /admin (--admin-ui)
+            settings.admin_ui.install(hub)
         demo_project_id = await seed(store) if settings.dev else None
         app = create_app(
             hub,

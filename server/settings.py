@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from server.hub import HubConfig, Rate
+from server.hub.admin import DEVELOPMENT, PRODUCTION, AdminUIOptions, check_bcrypt_hash
 from server.realtime.service import DEFAULT_FLOOD_DISCONNECT, DEFAULT_RATE_LIMITS
 from server.store import DEFAULT_DATABASE_URL, sqlite_path
 
@@ -86,6 +87,8 @@ class Settings:
     rate_limits: tuple[tuple[str, Rate], ...] = tuple(DEFAULT_RATE_LIMITS.items())
     #: Refusals in a burst before a flooding user's socket is disconnected (0: never).
     flood_disconnect: int = DEFAULT_FLOOD_DISCONNECT
+    #: The Socket.IO Admin UI's namespace ``/admin`` (``--admin-ui``): None, off.
+    admin_ui: AdminUIOptions | None = None
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:
@@ -413,7 +416,13 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         rate_limits = _rate_limits(args.rate_limit or env.get("RATE_LIMITS", "").split(","))
     except ValueError as exc:
         parser.error(f"--rate-limit / RATE_LIMITS: {exc}")
-    settings = dataclasses.replace(settings, jwt_secret=secret, rate_limits=rate_limits)
+    try:
+        admin_ui = _admin_ui(args, env)
+    except ValueError as exc:
+        parser.error(str(exc))
+    settings = dataclasses.replace(
+        settings, jwt_secret=secret, rate_limits=rate_limits, admin_ui=admin_ui
+    )
     _check(parser, settings)
     return settings
 
@@ -457,7 +466,93 @@ def _parser(defaults: Settings) -> argparse.ArgumentParser:
         "EVENT=off lifts one; 'off' lifts all; repeatable (RATE_LIMITS, comma-separated). "
         "Default: " + ", ".join(f"{event}={rate}" for event, rate in defaults.rate_limits),
     )
+    admin = parser.add_argument_group(
+        "Socket.IO Admin UI",
+        "the namespace /admin that @socket.io/admin-ui's dashboard connects to (off by "
+        "default); a browser page on another origin needs it in --cors-origins",
+    )
+    admin.add_argument(
+        "--admin-ui",
+        metavar="USER:BCRYPT_HASH",
+        help="turn it on, for this user and the bcrypt hash of their password "
+        "(ADMIN_UI; e.g. python -c \"import bcrypt; print(bcrypt.hashpw(b'PASSWORD', "
+        'bcrypt.gensalt()).decode())")',
+    )
+    admin.add_argument(
+        "--admin-ui-no-auth",
+        action="store_true",
+        default=None,
+        help="turn it on without authentication: whoever reaches the hub port may watch "
+        "and, unless read-only, act (ADMIN_UI_NO_AUTH=1)",
+    )
+    admin.add_argument(
+        "--admin-ui-read-only",
+        action="store_true",
+        default=None,
+        help="the UI may watch but not emit, join, leave or disconnect (ADMIN_UI_READ_ONLY=1)",
+    )
+    admin.add_argument(
+        "--admin-ui-mode",
+        metavar="MODE",
+        help=f"{DEVELOPMENT}: every socket, room change and event is sent to the UI; "
+        f"{PRODUCTION}: only the servers' stats (ADMIN_UI_MODE; default: {DEVELOPMENT})",
+    )
+    admin.add_argument(
+        "--admin-ui-server-id",
+        metavar="ID",
+        help="this process's name in the UI (ADMIN_UI_SERVER_ID; default: the host name, "
+        "and #pid after it with --redis-url)",
+    )
     return parser
+
+
+#: What ``--admin-ui`` takes, for its error message.
+ADMIN_UI_FORMAT = (
+    "--admin-ui / ADMIN_UI: expected USER:BCRYPT_HASH, the hash as bcrypt writes it "
+    "($2a$, $2b$ or $2y$, 60 characters, e.g. admin:$2b$10$...)"
+)
+
+
+def admin_credentials(text: str) -> tuple[str, str]:
+    """``USER:BCRYPT_HASH`` as ``(user, hash)`` (the hash has no colon; the user may)."""
+    user, sep, hashed = text.rpartition(":")
+    if not sep or not user:
+        raise ValueError(ADMIN_UI_FORMAT)
+    try:
+        check_bcrypt_hash(hashed)
+    except ValueError:
+        raise ValueError(ADMIN_UI_FORMAT) from None
+    return user, hashed
+
+
+def _admin_ui(args: argparse.Namespace, env: Mapping[str, str]) -> AdminUIOptions | None:
+    """The admin UI's settings: None when neither ``--admin-ui`` nor ``--admin-ui-no-auth``
+    turns it on. ValueError with a one-line message for a bad one."""
+    credentials = args.admin_ui if args.admin_ui is not None else env.get("ADMIN_UI") or None
+    no_auth = args.admin_ui_no_auth or _flag(env.get("ADMIN_UI_NO_AUTH", "0"))
+    read_only = args.admin_ui_read_only or _flag(env.get("ADMIN_UI_READ_ONLY", "0"))
+    mode = args.admin_ui_mode or env.get("ADMIN_UI_MODE") or None
+    server_id = args.admin_ui_server_id or env.get("ADMIN_UI_SERVER_ID") or None
+    if credentials is not None and no_auth:
+        raise ValueError("--admin-ui and --admin-ui-no-auth: give one or the other, not both")
+    if credentials is None and not no_auth:
+        if read_only or mode is not None or server_id is not None:
+            raise ValueError(
+                "--admin-ui-read-only, --admin-ui-mode and --admin-ui-server-id need the admin "
+                "UI on: --admin-ui USER:BCRYPT_HASH or --admin-ui-no-auth"
+            )
+        return None
+    if mode is not None and mode.lower() not in (DEVELOPMENT, PRODUCTION):
+        raise ValueError(
+            f"--admin-ui-mode / ADMIN_UI_MODE: {DEVELOPMENT} or {PRODUCTION}, not {mode!r}"
+        )
+    auth = admin_credentials(credentials) if credentials is not None else None
+    return AdminUIOptions(
+        auth=auth,
+        read_only=read_only,
+        server_id=server_id,
+        mode=mode.lower() if mode is not None else DEVELOPMENT,
+    )
 
 
 def _check(parser: argparse.ArgumentParser, settings: Settings) -> None:

@@ -14,7 +14,8 @@ on neither the socket nor the namespace.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -26,6 +27,8 @@ from server.hub.protocol import socketio as sio
 from server.hub.recovery import Recovery, RecoveryStore
 from server.hub.selection import BroadcastOptions
 
+log = logging.getLogger("hub")
+
 __all__ = [
     "AckCollector",
     "Adapter",
@@ -35,6 +38,7 @@ __all__ = [
     "ChildrenAdapter",
     "LocalAcks",
     "LocalAdapter",
+    "RoomObserver",
     "SocketEmitter",
     "SocketLike",
 ]
@@ -51,11 +55,25 @@ class SocketLike(Protocol):
     def rooms(self) -> set[str]: ...
 
 
+class RoomObserver(Protocol):
+    """Told of every change of this node's rooms (a socket's own room included), as Node's
+    in-memory adapter emits ``join-room`` and ``leave-room``: once per actual change."""
+
+    def room_joined(self, nsp: str, room: str, sid: str) -> None: ...
+
+    def room_left(self, nsp: str, room: str, sid: str) -> None: ...
+
+
 class SocketEmitter(Protocol):
     """What an adapter may ask of its namespace."""
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def observers(self) -> Sequence[RoomObserver]:
+        """Who is told of room changes (usually no one: then they cost a test of a list)."""
+        ...
 
     def send(
         self,
@@ -216,27 +234,52 @@ class LocalAdapter:
     # ---- rooms -----------------------------------------------------------------------------
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
         mine = self.sids.setdefault(sid, set())
+        observers = self.emitter.observers
         for room in rooms:
+            if room in mine:
+                continue
             mine.add(room)
             self.rooms.setdefault(room, set()).add(sid)
+            if observers:
+                self._tell(observers, True, room, sid)
 
     def delete(self, sid: str, room: str) -> None:
         mine = self.sids.get(sid)
-        if mine is not None:
-            mine.discard(room)
+        if mine is None or room not in mine:
+            return
+        mine.discard(room)
         members = self.rooms.get(room)
         if members is not None:
             members.discard(sid)
             if not members:
                 del self.rooms[room]
+        observers = self.emitter.observers
+        if observers:
+            self._tell(observers, False, room, sid)
 
     def delete_all(self, sid: str) -> None:
-        for room in self.sids.pop(sid, ()):
+        mine = self.sids.pop(sid, ())
+        for room in mine:
             members = self.rooms.get(room)
             if members is not None:
                 members.discard(sid)
                 if not members:
                     del self.rooms[room]
+        observers = self.emitter.observers
+        if observers:
+            for room in mine:
+                self._tell(observers, False, room, sid)
+
+    def _tell(self, observers: Sequence[RoomObserver], joined: bool, room: str, sid: str) -> None:
+        nsp = self.emitter.name
+        for observer in list(observers):
+            try:
+                if joined:
+                    observer.room_joined(nsp, room, sid)
+                else:
+                    observer.room_left(nsp, room, sid)
+            except Exception:
+                log.exception("room observer %r failed", observer)
 
     def socket_rooms(self, sid: str) -> set[str]:
         return set(self.sids.get(sid, ()))

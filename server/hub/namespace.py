@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import trio
 
-from server.hub.adapter import Adapter, AdapterFactory, ChildrenAdapter, SocketLike
+from server.hub.adapter import Adapter, AdapterFactory, ChildrenAdapter, RoomObserver, SocketLike
 from server.hub.broadcast import BroadcastOperator
 from server.hub.config import HubConfig
 from server.hub.engine import Wire
@@ -36,6 +36,17 @@ Middleware = Callable[[Socket], Any]
 H = TypeVar("H", bound=Callable[..., Any])
 #: ``matcher(name, auth)``, plain or ``async``: may a client create namespace ``name``?
 NamespaceMatcher = Callable[[str, dict[str, Any]], Any]
+
+
+class NamespaceObserver(RoomObserver, Protocol):
+    """Told of the sockets that connect to and leave a namespace (after its middlewares
+    accepted one, before its ``connect`` handler; after its ``disconnect`` handlers), and of
+    room changes (see :class:`~server.hub.adapter.RoomObserver`): ``hub.observe(observer)``.
+    Called inline, so quick; an observer that raises is logged and the others still run."""
+
+    def socket_connected(self, socket: Socket) -> None: ...
+
+    def socket_disconnected(self, socket: Socket, reason: str) -> None: ...
 
 
 class NamespaceClient(Connection, Protocol):
@@ -67,6 +78,7 @@ class Namespace:
         config: HubConfig,
         stats: Counter[str],
         adapter_factory: AdapterFactory,
+        observers: list[NamespaceObserver] | None = None,
     ) -> None:
         if not name.startswith("/"):
             raise ValueError(f"a namespace name starts with '/': {name!r}")
@@ -88,6 +100,8 @@ class Namespace:
         self._tasks: trio.Nursery | None = None
         #: Called when the last socket leaves (a dynamic namespace's child goes then).
         self._on_empty: Callable[[Namespace], None] | None = None
+        #: Told of sockets and rooms (the hub's list, shared by all its namespaces).
+        self._observers: list[NamespaceObserver] = observers if observers is not None else []
         recovery = None
         if config.connection_state_recovery:
             recovery = RecoveryStore(
@@ -111,6 +125,10 @@ class Namespace:
     @property
     def ack_timeout(self) -> float:
         return self.config.ack_timeout
+
+    @property
+    def observers(self) -> list[NamespaceObserver]:
+        return self._observers
 
     # ---- registration ------------------------------------------------------------------
     def on(self, event: str, handler: H | None = None) -> Any:
@@ -228,6 +246,8 @@ class Namespace:
             self._put_back(restored)
             return
         self._add(client, socket, restored)
+        if self._observers:
+            self._tell(lambda observer: observer.socket_connected(socket))
         handler = self._handlers.get("connect")
         if handler is not None:
             await client.run(handler, (socket,), socket, None, "connect")
@@ -299,8 +319,18 @@ class Namespace:
         socket.client.detach(socket)
         socket.fail_acks()
         await self._lifecycle(socket, "disconnect", reason)
+        if self._observers:
+            self._tell(lambda observer: observer.socket_disconnected(socket, reason))
         if not self.sockets and self._on_empty is not None:
             self._on_empty(self)
+
+    def _tell(self, what: Callable[[NamespaceObserver], None]) -> None:
+        for observer in list(self._observers):
+            try:
+                what(observer)
+            except Exception:
+                self.stats["handler_errors"] += 1
+                log.exception("observer %r of %s failed", observer, self.name)
 
     async def _lifecycle(self, socket: Socket, event: str, reason: str) -> None:
         """A ``disconnecting`` or ``disconnect`` handler, run inline; errors are logged."""
@@ -499,6 +529,7 @@ class ParentNamespace(Namespace):
         adapter_factory: AdapterFactory,
         *,
         cleanup_empty_children: bool = False,
+        observers: list[NamespaceObserver] | None = None,
     ) -> None:
         label = matcher.pattern if isinstance(matcher, re.Pattern) else repr(matcher)
         self.matcher = matcher
@@ -511,6 +542,7 @@ class ParentNamespace(Namespace):
             config,
             stats,
             lambda _emitter, _recovery: ChildrenAdapter(self._child_adapters),
+            observers,
         )
 
     def _child_adapters(self) -> list[tuple[str, Adapter]]:
@@ -525,7 +557,7 @@ class ParentNamespace(Namespace):
     def child(self, name: str) -> Namespace:
         nsp = self.children.get(name)
         if nsp is None:
-            nsp = Namespace(name, self.config, self.stats, self._adapter_factory)
+            nsp = Namespace(name, self.config, self.stats, self._adapter_factory, self._observers)
             # the same registries, so the parent's handlers (and later ones) apply
             nsp._handlers = self._handlers
             nsp._any = self._any

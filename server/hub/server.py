@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -16,7 +17,13 @@ from server.hub.client import Client
 from server.hub.config import HubConfig
 from server.hub.connecting import ConnectDeadlines
 from server.hub.engine import EngineServer, Handoff, Session
-from server.hub.namespace import Middleware, Namespace, NamespaceMatcher, ParentNamespace
+from server.hub.namespace import (
+    Middleware,
+    Namespace,
+    NamespaceMatcher,
+    NamespaceObserver,
+    ParentNamespace,
+)
 from server.hub.socket import IncomingMiddleware
 
 log = logging.getLogger("hub")
@@ -65,6 +72,10 @@ class Hub:
         self.namespaces: dict[str, Namespace] = {}
         self._parents: dict[Any, ParentNamespace] = {}
         self._tasks: trio.Nursery | None = None
+        #: Told of every namespace's sockets and rooms (see :meth:`observe`).
+        self.observers: list[NamespaceObserver] = []
+        #: Run while the hub serves (see :meth:`run_while_serving`).
+        self._background: list[Callable[[], Awaitable[None]]] = []
         self.main = self.of("/")
 
     def _new_client(self, session: Session) -> Client:
@@ -75,9 +86,12 @@ class Hub:
         name: str | re.Pattern[str] | NamespaceMatcher,
         *,
         cleanup_empty_children: bool = False,
+        config: HubConfig | None = None,
     ) -> Namespace:
         """The namespace called ``name``, made on first use (the same object each time; a
-        dynamic namespace's child of that name, if one exists).
+        dynamic namespace's child of that name, if one exists). ``config`` is the
+        namespace's own configuration when this call makes it (the hub's by default): say,
+        one without connection state recovery.
 
         A regular expression or a function ``(name, auth) -> bool`` gives a
         :class:`~server.hub.namespace.ParentNamespace`: namespaces made on demand when a
@@ -89,10 +103,11 @@ class Hub:
             if parent is None:
                 parent = self._parents[name] = ParentNamespace(
                     name,
-                    self.config,
+                    config or self.config,
                     self.stats,
                     self.adapter_factory,
                     cleanup_empty_children=cleanup_empty_children,
+                    observers=self.observers,
                 )
                 parent.serve_tasks(self._tasks)
             return parent
@@ -101,10 +116,32 @@ class Hub:
         nsp = self.namespaces.get(name) or self._child(name)
         if nsp is None:
             nsp = self.namespaces[name] = Namespace(
-                name, self.config, self.stats, self.adapter_factory
+                name, config or self.config, self.stats, self.adapter_factory, self.observers
             )
             nsp.serve_tasks(self._tasks)
         return nsp
+
+    def each_namespace(self) -> Iterator[Namespace]:
+        """Every namespace that exists now: those made by name, and the children of the
+        dynamic ones (not the parents themselves, which have no sockets)."""
+        yield from list(self.namespaces.values())
+        for parent in list(self._parents.values()):
+            yield from list(parent.children.values())
+
+    def observe(self, observer: NamespaceObserver) -> NamespaceObserver:
+        """Tell ``observer`` of the sockets that connect and leave, and of room changes, in
+        every namespace (see :class:`~server.hub.namespace.NamespaceObserver`). With none,
+        the hub pays a test of an empty list per connect, disconnect and room change."""
+        self.observers.append(observer)
+        return observer
+
+    def run_while_serving(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``fn()`` in the hub's task tree whenever it serves: started with
+        :meth:`serve` (at once, if it is serving), cancelled when serving stops. An error
+        in it is logged and ends it alone."""
+        self._background.append(fn)
+        if self._tasks is not None:
+            self._tasks.start_soon(_logged, fn)
 
     def _child(self, name: str) -> Namespace | None:
         """A dynamic namespace's child called ``name``, if one exists."""
@@ -146,6 +183,8 @@ class Hub:
             self._serve_tasks(nursery)
             try:
                 nursery.start_soon(self.connect_deadlines.run)
+                for fn in self._background:
+                    nursery.start_soon(_logged, fn)
                 listeners = await nursery.start(
                     partial(self.engine.serve, host, port, handoff=handoff)
                 )
@@ -252,3 +291,11 @@ class Hub:
 
     async def disconnect_sockets(self, close: bool = False) -> None:
         await self.main.disconnect_sockets(close)
+
+
+async def _logged(fn: Callable[[], Awaitable[None]]) -> None:
+    """A task of :meth:`Hub.run_while_serving`: its failure is its own."""
+    try:
+        await fn()
+    except Exception:
+        log.exception("background task %r of the hub failed", fn)

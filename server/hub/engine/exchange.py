@@ -98,6 +98,9 @@ class Server(Protocol):
     ) -> Awaitable[None]:
         """A new session on ``transport``; what serves it in the calling task to its end."""
 
+    def upgraded(self, session: Session) -> None:
+        """``session`` has just moved from long-polling to a WebSocket."""
+
 
 class BodyError(Enum):
     """Why a request body could not be read whole."""

@@ -86,6 +86,9 @@ class EngineServer:
         #: Where requests outside :attr:`EngineConfig.path` go (see :meth:`serve`).
         self.handoff: Handoff | None = None
         self._path = config.path.encode("latin-1")
+        #: Told of each session that moves from long-polling to a WebSocket (see
+        #: :meth:`upgraded`); usually no one.
+        self.upgrade_observers: list[Callable[[Session], None]] = []
 
     # ---- serving -------------------------------------------------------------------------
     async def serve(
@@ -226,6 +229,14 @@ class EngineServer:
     async def wait_all_closed(self) -> None:
         """Return once every session has closed and finished its clean-up."""
         await self._all_closed.wait()
+
+    def upgraded(self, session: Session) -> None:
+        """``session`` has moved from long-polling to a WebSocket: tell the observers."""
+        for observer in list(self.upgrade_observers):
+            try:
+                observer(session)
+            except Exception:
+                log.exception("upgrade observer %r failed", observer)
 
     def _faulted(self, session: Session) -> None:
         self._ended["connection_errors"] += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from functools import partial
 
 import h11
@@ -75,7 +76,7 @@ async def handshake(engine: Server, ex: Exchange, info: RequestInfo) -> Outcome:
         raise
     if not upgrading:
         return Switched(partial(refuse, transport))
-    return Switched(partial(serve_upgrade, engine.config, transport, session))
+    return Switched(partial(serve_upgrade, engine.config, transport, session, engine.upgraded))
 
 
 async def _accept(
@@ -130,24 +131,33 @@ async def _receive(session: Session, frame: str | bytes) -> str | None:
 
 
 async def serve_upgrade(
-    config: EngineConfig, transport: WebSocketTransport, session: Session
+    config: EngineConfig,
+    transport: WebSocketTransport,
+    session: Session,
+    upgraded: Callable[[Session], None] | None = None,
 ) -> None:
     """Probe, then switch ``session`` from polling to this WebSocket, which then carries it.
 
     Until the switch the session stays on polling: if this WebSocket goes away, sends
     anything but the probe and then ``5``, or takes longer than ``upgrade_timeout``, it is
     closed and polling goes on. If the session closes meanwhile, the WebSocket is closed.
-    An unexpected error in here ends the session (as in :func:`carry`).
+    An unexpected error in here ends the session (as in :func:`carry`). ``upgraded`` is
+    told of the switch.
     """
     try:
-        await _upgrade(config, transport, session)
+        await _upgrade(config, transport, session, upgraded)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         raise
     except Exception as exc:
         session.failed(exc, "its WebSocket upgrade")
 
 
-async def _upgrade(config: EngineConfig, transport: WebSocketTransport, session: Session) -> None:
+async def _upgrade(
+    config: EngineConfig,
+    transport: WebSocketTransport,
+    session: Session,
+    upgraded: Callable[[Session], None] | None,
+) -> None:
     deadline = trio.CancelScope(deadline=trio.current_time() + config.upgrade_timeout)
     #: Around the task that closes this WebSocket if the session closes before the switch;
     #: cancelled at the switch, after which the session's close reaches it as its transport.
@@ -170,6 +180,8 @@ async def _upgrade(config: EngineConfig, transport: WebSocketTransport, session:
             transport.notify()  # flush what was queued for polling
             deadline.deadline = math.inf
             watching.cancel()  # an idle upgraded connection is one task, as any other
+            if upgraded is not None:
+                upgraded(session)
             return None
         return UPGRADE_FAILED
 
