@@ -1,6 +1,8 @@
-// @mentions in chat, the way the server reads them: `@` then a member's userId or userName,
-// case-insensitive, as a whole word (a name with spaces matches as a whole; the longest name
-// wins). Used to highlight them in messages, and, while typing, to offer the members.
+// @mentions in chat, the way the server reads them (server/realtime/wording.py): `@` then a
+// member's userId or userName, case-insensitive, as a whole word: not after a letter, digit,
+// `_` or `@`, nor followed by one; a name with spaces matches as a whole. Used to highlight
+// them in messages (where names overlap, "@Bob Smith", the longest is highlighted), and, while
+// typing, to offer the members.
 
 import type { Id, User } from "../types";
 
@@ -18,14 +20,14 @@ export function findMentions(text: string, members: User[]): Mention[] {
   const found: Mention[] = [];
   const lower = text.toLowerCase();
   for (let i = lower.indexOf("@"); i !== -1; i = lower.indexOf("@", i + 1)) {
-    if (i > 0 && isWord(text[i - 1])) continue; // an address such as ada@example.org
+    if (i > 0 && (isWord(text[i - 1]) || text[i - 1] === "@")) continue; // ada@example.org, @@ada
     let best: Mention | null = null;
     for (const member of members) {
       for (const name of [member.userName, String(member.userId)]) {
         const n = name.toLowerCase();
         if (!n || !lower.startsWith(n, i + 1)) continue;
         const end = i + 1 + n.length;
-        if (isWord(text[end]) && isWord(text[end - 1])) continue; // "@Bobby" is not Bob
+        if (isWord(text[end])) continue; // "@Bobby" is not Bob
         if (!best || end > best.end) best = { start: i, end, userId: member.userId };
       }
     }

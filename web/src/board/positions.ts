@@ -51,6 +51,8 @@ export function placeOf(tasks: Task[], taskId: Id): Place | null {
 export function positionFor(tasks: Task[], taskId: Id, place: Place): number | null {
   const here = placeOf(tasks, taskId);
   if (here && here.status === place.status && here.index === place.index) return null;
+  // a server that keeps no order gives tasks no position: only the status can change
+  if (typeof tasks.find((t) => sameId(t.id, taskId))?.position !== "number") return null;
   const others = columnCards(tasks, place.status, taskId);
   const index = Math.max(0, Math.min(place.index, others.length));
   const pos = (t: Task | undefined): number | null => (t && typeof t.position === "number" ? t.position : null);
