@@ -28,6 +28,8 @@ describe("findMentions", () => {
     expect(ids("@Carol")).toEqual([]);
     expect(ids("@ alone")).toEqual([]);
     expect(ids("@Bob's turn")).toEqual(["bob"]);
+    expect(ids("@@bob")).toEqual([]);
+    expect(ids("@bob_2")).toEqual([]);
   });
 
   it("gives each mention's span", () => {

@@ -60,6 +60,7 @@ describe("positionFor", () => {
   it("is null where the card already is, or when the server keeps no positions", () => {
     expect(positionFor(tasks, 2, { status: "todo", index: 1 })).toBeNull();
     expect(positionFor([task(1, "todo"), task(2, "done")], 1, { status: "done", index: 0 })).toBeNull();
+    expect(positionFor([task(1, "todo")], 1, { status: "done", index: 0 })).toBeNull();
   });
 });
 
