@@ -26,9 +26,11 @@ from server.realtime import (
     bearer_token,
 )
 from server.realtime import payloads as p
-from server.store import TASK_STATUSES
+from server.store import TASK_STATUSES, VersionConflict
 
 MAX_PAGE = 200
+#: What a PUT of a task may carry: the fields it changes, and the version it was made from.
+TASK_FIELDS = {"title", "description", "status", "assigneeId", "position", "version"}
 
 
 class Unauthorized(Exception):
@@ -125,6 +127,7 @@ def create_api(realtime: Realtime) -> Blueprint:
         name = p.text((await _body()).get("name"), "name", p.MAX_NAME)
         project = await store.create_project(name, user.user_id)
         await store.add_member(project.id, user.user_id, user.user_name)
+        realtime.project_added(project, user.user_id)
         return jsonify(project.as_json()), 201
 
     @api.get("/projects/<int:project_id>")
@@ -146,12 +149,24 @@ def create_api(realtime: Realtime) -> Blueprint:
     async def add_member(project_id: int) -> Any:
         user = who()
         access.require_admin(user)
-        await access.project(user, project_id)
+        project = await access.project(user, project_id)
         body = await _body()
         user_id = p.user_id(body.get("userId"), "userId")
         user_name = p.text(body.get("userName"), "userName", p.MAX_NAME)
         member = await store.add_member(project_id, user_id, user_name)
+        realtime.member_added(project, member)
         return jsonify(member.as_json()), 201
+
+    @api.delete("/projects/<int:project_id>/members/<path:user_id>")
+    async def remove_member(project_id: int, user_id: str) -> Any:
+        user = who()
+        access.require_admin(user)
+        await access.project(user, project_id)
+        member = p.user_id(user_id, "userId")
+        if not await store.remove_member(project_id, member):
+            raise NotFound("Not a member of this project")
+        await realtime.member_removed(project_id, member)
+        return "", 204
 
     # ---- tasks ---------------------------------------------------------------------------
     async def check_assignee(project_id: int, assignee: str | None) -> None:
@@ -209,11 +224,14 @@ def create_api(realtime: Realtime) -> Blueprint:
         if task is None:
             raise NotFound("Task not found")
         await access.project(user, task.project_id)
-        unknown = set(body) - {"title", "description", "status", "assigneeId"}
+        unknown = set(body) - TASK_FIELDS
         if unknown:
             raise p.Invalid(f"unknown fields: {', '.join(sorted(unknown))}")
-        if not body:
-            raise p.Invalid("nothing to change: send title, description, status or assigneeId")
+        if not set(body) - {"version"}:
+            raise p.Invalid(
+                "nothing to change: send title, description, status, assigneeId or position"
+            )
+        version = p.optional_ident(body.get("version"), "version")
         changes: dict[str, Any] = {}
         if "title" in body:
             changes["title"] = p.text(body["title"], "title", p.MAX_TITLE)
@@ -227,12 +245,33 @@ def create_api(realtime: Realtime) -> Blueprint:
             raw = body["assigneeId"]
             changes["assigneeId"] = None if raw is None else p.user_id(raw, "assigneeId")
             await check_assignee(task.project_id, changes["assigneeId"])
+        if "position" in body:
+            changes["position"] = p.number(body["position"], "position")
         columns = {("assignee_id" if k == "assigneeId" else k): v for k, v in changes.items()}
-        updated = await store.update_task(task_id, columns)
+        try:
+            updated = await store.update_task(task_id, columns, version=version)
+        except VersionConflict as conflict:
+            # someone changed it since the client read it: theirs stands, the client is
+            # told what it is now
+            current = conflict.current.as_json()
+            return jsonify({"error": "Conflict: the task was changed", "task": current}), 409
         if updated is None:
             raise NotFound("Task not found")
-        await realtime.task_updated(updated, changes, user)
+        await realtime.task_updated(updated, changes, user, before=task)
         return jsonify(updated.as_json())
+
+    @api.delete("/tasks/<int:task_id>")
+    async def delete_task(task_id: int) -> Any:
+        user = who()
+        task = await store.get_task(task_id)
+        if task is None:
+            raise NotFound("Task not found")
+        await access.project(user, task.project_id)
+        deleted = await store.delete_task(task_id)
+        if deleted is None:
+            raise NotFound("Task not found")
+        realtime.task_deleted(deleted, user)
+        return "", 204
 
     # ---- chat history --------------------------------------------------------------------
     @api.get("/projects/<int:project_id>/messages")

@@ -1,8 +1,8 @@
 """Who may do what. The membership table decides; ``role: admin`` may do everything.
 
-- an admin: create projects, add members, and all a member may, in every project;
+- an admin: create projects, add and remove members, and all a member may, in every project;
 - a member of a project: join its room, chat, read its history, list its members, list,
-  create and update its tasks;
+  create, update and delete its tasks;
 - anyone signed in: list the projects they belong to, read and mark their notifications.
 """
 

@@ -38,6 +38,15 @@ def ident(value: Any, name: str) -> int:
     return value
 
 
+def number(value: Any, name: str) -> float:
+    """A finite number (a task's place in its column, say); not a boolean."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise Invalid(f"{name} must be a finite number")
+    if abs(value) > _MAX_ID:
+        raise Invalid(f"{name} must be between -{_MAX_ID} and {_MAX_ID}")
+    return float(value)
+
+
 def optional_ident(value: Any, name: str) -> int | None:
     return None if value is None else ident(value, name)
 

@@ -43,10 +43,11 @@ from server.hub import (
     SocketLike,
 )
 from server.realtime import payloads as p
+from server.realtime import wording
 from server.realtime.access import NO_ACCESS, Access
 from server.realtime.auth import TOKEN_INVALID, TOKEN_MISSING, Identity, InvalidToken, TokenVerifier
-from server.realtime.notifier import Notifier
-from server.store import Store, Task, now_iso
+from server.realtime.notifier import Notifier, user_room
+from server.store import Member, Project, Store, Task, now_iso
 
 log = logging.getLogger("realtime")
 
@@ -304,14 +305,27 @@ class Realtime:
     # ---- memberships --------------------------------------------------------------------
     def membership_changed(self, project_id: int, user_id: str | None = None) -> None:
         """A membership was taken away (``user_id``'s, or anyone's in the project): every
-        node forgets what it remembered of it (Access), this one at once, the others when
-        the announcement reaches them."""
-        self.access.forget(project_id, user_id)
+        node forgets what it remembered of it (Access) and takes that user's sockets out of
+        the project room, this one at once, the others when the announcement reaches
+        them."""
+        self._membership_lost(project_id, user_id)
         self.hub.server_side_emit("membership", project_id, user_id)
 
     def _membership_elsewhere(self, project_id: Any, user_id: Any = None) -> None:
         if isinstance(project_id, int) and (user_id is None or isinstance(user_id, str)):
-            self.access.forget(project_id, user_id)
+            self._membership_lost(project_id, user_id)
+
+    def _membership_lost(self, project_id: int, user_id: str | None) -> None:
+        self.access.forget(project_id, user_id)
+        if user_id is None:
+            return
+        self._left(project_id, user_id)
+        here = self.rooms.get(project_id, {})
+        for sid in [sid for sid, uid in here.items() if uid == user_id]:
+            socket = self.hub.main.sockets.get(sid)
+            if socket is not None:
+                socket.leave(project_room(project_id))
+                self._forget(socket, project_id)
 
     # ---- presence that heals -------------------------------------------------------------
     def nodes_lost(self) -> None:
@@ -383,7 +397,20 @@ class Realtime:
             project_id, who.user_id, who.user_name, message, reply_to
         )
         self.stats["messages"] += 1
-        self.hub.to(project_room(project_id)).emit("newMessage", saved.as_json())
+        members = await self.store.list_members(project_id) if "@" in message else []
+        mentions = wording.mentioned(message, members)
+        self.hub.to(project_room(project_id)).emit(
+            "newMessage", {**saved.as_json(), "mentions": mentions}
+        )
+        for user_id in mentions:
+            if user_id != who.user_id:
+                await self.notifier.notify(
+                    user_id,
+                    "mention",
+                    f"{who.user_name} mentioned you",
+                    wording.mention_body(message),
+                    f"/projects/{project_id}/messages/{saved.id}",
+                )
         return {"ok": True, "id": saved.id}
 
     @_answers
@@ -437,9 +464,12 @@ class Realtime:
         """``taskCreated`` (the task, ``createdBy`` in it) to the project room."""
         self.hub.to(project_room(task.project_id)).emit("taskCreated", task.as_json())
 
-    async def task_updated(self, task: Task, changes: dict[str, Any], by: Identity) -> None:
+    async def task_updated(
+        self, task: Task, changes: dict[str, Any], by: Identity, *, before: Task | None = None
+    ) -> None:
         """``taskUpdated`` to the project room; a notification for an assignee who is not
-        the one who made the change (stored, so it waits for them if they are offline)."""
+        the one who made the change (stored, so it waits for them if they are offline),
+        saying what changed (``before`` is the task as it was)."""
         self.hub.to(project_room(task.project_id)).emit(
             "taskUpdated",
             {
@@ -451,24 +481,63 @@ class Realtime:
                 "timestamp": task.updated_at,
             },
         )
-        if task.assignee_id is not None and task.assignee_id != by.user_id:
-            await self.notifier.notify(
-                task.assignee_id,
-                "task_update",
-                f"Task updated: {task.title}",
-                f"{by.user_name} changed {', '.join(changes)}",
-                f"/projects/{task.project_id}/tasks/{task.id}",
-            )
+        if task.assignee_id is None or task.assignee_id == by.user_id:
+            return
+        said = wording.task_changed(by.user_name, before or task, task, changes)
+        if said is not None:
+            kind, title = said
+            await self._notify_task(task, kind, title)
 
     async def task_assigned(self, task: Task, by: Identity) -> None:
         if task.assignee_id is not None and task.assignee_id != by.user_id:
-            await self.notifier.notify(
-                task.assignee_id,
-                "task_assigned",
-                f"New task: {task.title}",
-                f"{by.user_name} assigned you a task",
-                f"/projects/{task.project_id}/tasks/{task.id}",
-            )
+            said = wording.task_assigned(by.user_name, task)
+            await self._notify_task(task, "task_assigned", said)
+
+    async def _notify_task(self, task: Task, kind: str, title: str) -> None:
+        """The assignee's notification: ``title`` says what happened, the body where."""
+        assert task.assignee_id is not None
+        project = await self.store.get_project(task.project_id)
+        body = project.name if project is not None else ""
+        link = f"/projects/{task.project_id}/tasks/{task.id}"
+        await self.notifier.notify(task.assignee_id, kind, title, body, link)
+
+    def task_deleted(self, task: Task, by: Identity) -> None:
+        """``taskDeleted`` to the project room."""
+        self.hub.to(project_room(task.project_id)).emit(
+            "taskDeleted",
+            {
+                "taskId": task.id,
+                "projectId": task.project_id,
+                "deletedBy": {"userId": by.user_id, "userName": by.user_name},
+            },
+        )
+
+    def project_added(self, project: Project, user_id: str) -> None:
+        """``projectAdded`` to every tab of ``user_id``, now a member of ``project``."""
+        self.hub.to(user_room(user_id)).emit("projectAdded", {"project": project.as_json()})
+
+    def member_added(self, project: Project, member: Member) -> None:
+        """``memberAdded`` to the project room, and ``projectAdded`` to the new member."""
+        self.hub.to(project_room(project.id)).emit(
+            "memberAdded",
+            {"projectId": project.id, "userId": member.user_id, "userName": member.user_name},
+        )
+        self.project_added(project, member.user_id)
+
+    async def member_removed(self, project_id: int, user_id: str) -> None:
+        """``user_id`` is no longer a member: every node forgets the membership and takes
+        that user's sockets out of the room (see :meth:`membership_changed`); the room gets
+        ``memberRemoved`` (and ``userLeft``, if they were there), the user ``projectRemoved``.
+        """
+        name = self.presence.get(project_id, {}).get(user_id)
+        self.membership_changed(project_id, user_id)
+        room = project_room(project_id)
+        self.hub.to(room).emit("memberRemoved", {"projectId": project_id, "userId": user_id})
+        self.hub.to(user_room(user_id)).emit("projectRemoved", {"projectId": project_id})
+        if name is not None:
+            who = Identity(user_id, name, "member")
+            self.hub.to(room).emit("userLeft", self._presence(who, project_id))
+            self.hub.server_side_emit("presence", project_id, user_id, name, False)
 
     def check_rest(self, who: Identity, method: str) -> None:
         """A REST request of ``who``: raises :class:`~server.hub.EventRefused` past the

@@ -15,6 +15,7 @@ from server.store.base import (
     Project,
     Store,
     Task,
+    VersionConflict,
     now_iso,
 )
 from server.store.migrations import MIGRATIONS, PG_MIGRATIONS, SchemaTooNew
@@ -62,6 +63,7 @@ __all__ = [
     "Store",
     "Task",
     "UnsupportedDatabase",
+    "VersionConflict",
     "now_iso",
     "open_store",
     "sqlite_path",

@@ -62,6 +62,11 @@ class Task:
     created_by: str
     created_at: str
     updated_at: str
+    #: 1 when made, one more with every change: an update may name the version it was
+    #: made from, and is refused if the task has changed since (:class:`VersionConflict`).
+    version: int = 1
+    #: Its place in its column on the board, lower first (ties: by id).
+    position: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -74,7 +79,17 @@ class Task:
             "createdBy": self.created_by,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
+            "version": self.version,
+            "position": self.position,
         }
+
+
+class VersionConflict(Exception):
+    """An update named a version of the task that is no longer its current one."""
+
+    def __init__(self, current: Task) -> None:
+        super().__init__(f"task {current.id} is at version {current.version}")
+        self.current = current
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +171,10 @@ class Store(ABC):
     @abstractmethod
     async def list_members(self, project_id: int) -> list[Member]: ...
 
+    @abstractmethod
+    async def remove_member(self, project_id: int, user_id: str) -> bool:
+        """Take ``user_id`` out of the project; False if they were not a member."""
+
     # ---- tasks ---------------------------------------------------------------------------
     @abstractmethod
     async def create_task(
@@ -173,15 +192,25 @@ class Store(ABC):
     async def get_task(self, task_id: int) -> Task | None: ...
 
     @abstractmethod
-    async def list_tasks(self, project_id: int) -> list[Task]: ...
+    async def list_tasks(self, project_id: int) -> list[Task]:
+        """The project's tasks in the board's order: by position, then id."""
 
     @abstractmethod
     async def list_assigned_tasks(self, user_id: str) -> list[Task]:
         """Tasks assigned to ``user_id``, in projects they are a member of, oldest first."""
 
     @abstractmethod
-    async def update_task(self, task_id: int, changes: dict[str, Any]) -> Task | None:
-        """Apply ``changes`` (keys: title, description, status, assignee_id)."""
+    async def update_task(
+        self, task_id: int, changes: dict[str, Any], *, version: int | None = None
+    ) -> Task | None:
+        """Apply ``changes`` (keys: title, description, status, assignee_id, position) and
+        count one more version; None if there is no such task. With ``version``, only if
+        the task is still at that version: otherwise :class:`VersionConflict`, with the
+        task as it is, and nothing changed."""
+
+    @abstractmethod
+    async def delete_task(self, task_id: int) -> Task | None:
+        """Delete the task; the task as it was, or None if there was none."""
 
     # ---- chat ----------------------------------------------------------------------------
     @abstractmethod

@@ -61,6 +61,8 @@ TABLES = (
             "created_by",
             "created_at",
             "updated_at",
+            "version",
+            "position",
         ),
         True,
     ),

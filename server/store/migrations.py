@@ -79,6 +79,13 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX deliveries_by_notification ON notification_deliveries (notification_id);
     """,
+    # 4: a task's version (for refusing a stale update) and its place in its column (the
+    # board's order); the tasks of before are placed in the order they were made
+    """
+    ALTER TABLE tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE tasks ADD COLUMN position REAL NOT NULL DEFAULT 0;
+    UPDATE tasks SET position = id;
+    """,
 )
 
 
@@ -146,6 +153,12 @@ PG_MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (connection, notification_id)
     );
     CREATE INDEX deliveries_by_notification ON notification_deliveries (notification_id);
+    """,
+    # 4: a task's version and its place in its column (see the SQLite step)
+    """
+    ALTER TABLE tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE tasks ADD COLUMN position DOUBLE PRECISION NOT NULL DEFAULT 0;
+    UPDATE tasks SET position = id;
     """,
 )
 

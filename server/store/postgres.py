@@ -29,7 +29,16 @@ import psycopg
 import psycopg_pool
 import trio
 
-from server.store.base import Member, Message, Notification, Project, Store, Task, now_iso
+from server.store.base import (
+    Member,
+    Message,
+    Notification,
+    Project,
+    Store,
+    Task,
+    VersionConflict,
+    now_iso,
+)
 from server.store.health import Health
 from server.store.migrations import PG_MIGRATIONS, SchemaTooNew
 from server.store.timing import Latency
@@ -40,9 +49,10 @@ T = TypeVar("T")
 MIGRATION_LOCK = 0x7472696F_68756231  # "triohub1"
 
 _TASK_COLUMNS = (
-    "id, project_id, title, description, status, assignee_id, created_by, created_at, updated_at"
+    "id, project_id, title, description, status, assignee_id, created_by, created_at, "
+    "updated_at, version, position"
 )
-_TASK_FIELDS = {"title", "description", "status", "assignee_id"}
+_TASK_FIELDS = {"title", "description", "status", "assignee_id", "position"}
 _MESSAGE_COLUMNS = "id, project_id, user_id, user_name, body, reply_to, created_at"
 _NOTIFICATION_COLUMNS = "id, user_id, type, title, body, link, created_at, read_at"
 
@@ -66,7 +76,8 @@ def _member(row: Any) -> Member:
 
 
 def _task(row: Any) -> Task:
-    id_, project_id, title, description, status, assignee_id, created_by, created, updated = row
+    id_, project_id, title, description, status, assignee_id, created_by, created, updated = row[:9]
+    version, position = row[9:]
     return Task(
         id_,
         project_id,
@@ -77,6 +88,8 @@ def _task(row: Any) -> Task:
         created_by,
         iso(created),
         iso(updated),
+        version,
+        float(position),
     )
 
 
@@ -269,6 +282,16 @@ class PostgresStore(Store):
 
         return await self._run("list_members", run)
 
+    async def remove_member(self, project_id: int, user_id: str) -> bool:
+        def run(conn: psycopg.Connection[Any]) -> bool:
+            cur = conn.execute(
+                "DELETE FROM members WHERE project_id = %s AND user_id = %s",
+                (project_id, user_id),
+            )
+            return cur.rowcount > 0
+
+        return await self._run("remove_member", run)
+
     # ---- tasks ---------------------------------------------------------------------------
     async def create_task(
         self,
@@ -282,16 +305,26 @@ class PostgresStore(Store):
     ) -> Task:
         def run(conn: psycopg.Connection[Any]) -> Task:
             at = now_iso()
+            # last in the project: after every task there is (its column's last, then)
             row = conn.execute(
                 "INSERT INTO tasks (project_id, title, description, status, assignee_id, "
-                "created_by, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                "RETURNING id",
-                (project_id, title, description, status, assignee_id, created_by, at, at),
+                "created_by, created_at, updated_at, position) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+                "(SELECT COALESCE(MAX(position), 0) + 1 FROM tasks WHERE project_id = %s)) "
+                f"RETURNING {_TASK_COLUMNS}",
+                (
+                    project_id,
+                    title,
+                    description,
+                    status,
+                    assignee_id,
+                    created_by,
+                    at,
+                    at,
+                    project_id,
+                ),
             ).fetchone()
-            assert row is not None
-            return Task(
-                row[0], project_id, title, description, status, assignee_id, created_by, at, at
-            )
+            return _task(row)
 
         return await self._run("create_task", run)
 
@@ -307,7 +340,7 @@ class PostgresStore(Store):
     async def list_tasks(self, project_id: int) -> list[Task]:
         def run(conn: psycopg.Connection[Any]) -> list[Task]:
             cur = conn.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE project_id = %s ORDER BY id",
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE project_id = %s ORDER BY position, id",
                 (project_id,),
             )
             return [_task(row) for row in cur]
@@ -328,20 +361,39 @@ class PostgresStore(Store):
 
         return await self._run("list_assigned_tasks", run)
 
-    async def update_task(self, task_id: int, changes: dict[str, Any]) -> Task | None:
+    async def update_task(
+        self, task_id: int, changes: dict[str, Any], *, version: int | None = None
+    ) -> Task | None:
         unknown = set(changes) - _TASK_FIELDS
         if unknown:
             raise ValueError(f"not task fields: {sorted(unknown)}")
 
         def run(conn: psycopg.Connection[Any]) -> Task | None:
             sets = "".join(f"{name} = %s, " for name in changes)  # names checked above
+            only = " AND version = %s" if version is not None else ""
             row = conn.execute(
-                f"UPDATE tasks SET {sets}updated_at = %s WHERE id = %s RETURNING {_TASK_COLUMNS}",
-                (*changes.values(), now_iso(), task_id),
+                f"UPDATE tasks SET {sets}version = version + 1, updated_at = %s "
+                f"WHERE id = %s{only} RETURNING {_TASK_COLUMNS}",
+                (*changes.values(), now_iso(), task_id, *(() if version is None else (version,))),
             ).fetchone()
+            if row is None and version is not None:
+                current = conn.execute(
+                    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = %s", (task_id,)
+                ).fetchone()
+                if current is not None:
+                    raise VersionConflict(_task(current))
             return _task(row) if row else None
 
         return await self._run("update_task", run)
+
+    async def delete_task(self, task_id: int) -> Task | None:
+        def run(conn: psycopg.Connection[Any]) -> Task | None:
+            row = conn.execute(
+                f"DELETE FROM tasks WHERE id = %s RETURNING {_TASK_COLUMNS}", (task_id,)
+            ).fetchone()
+            return _task(row) if row else None
+
+        return await self._run("delete_task", run)
 
     # ---- chat ----------------------------------------------------------------------------
     async def add_message(

@@ -22,7 +22,16 @@ from typing import Any, TypeVar
 
 import trio
 
-from server.store.base import Member, Message, Notification, Project, Store, Task, now_iso
+from server.store.base import (
+    Member,
+    Message,
+    Notification,
+    Project,
+    Store,
+    Task,
+    VersionConflict,
+    now_iso,
+)
 from server.store.health import Health
 from server.store.migrations import migrate
 from server.store.timing import Latency
@@ -30,9 +39,10 @@ from server.store.timing import Latency
 T = TypeVar("T")
 
 _TASK_COLUMNS = (
-    "id, project_id, title, description, status, assignee_id, created_by, created_at, updated_at"
+    "id, project_id, title, description, status, assignee_id, created_by, created_at, "
+    "updated_at, version, position"
 )
-_TASK_FIELDS = {"title", "description", "status", "assignee_id"}
+_TASK_FIELDS = {"title", "description", "status", "assignee_id", "position"}
 
 
 #: Errors about what was asked, not about the database: they say nothing of its health.
@@ -204,6 +214,15 @@ class SQLiteStore(Store):
 
         return await self._run("list_members", run)
 
+    async def remove_member(self, project_id: int, user_id: str) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "DELETE FROM members WHERE project_id = ? AND user_id = ?", (project_id, user_id)
+            )
+            return cur.rowcount > 0
+
+        return await self._run("remove_member", run)
+
     # ---- tasks ---------------------------------------------------------------------------
     async def create_task(
         self,
@@ -217,23 +236,27 @@ class SQLiteStore(Store):
     ) -> Task:
         def run(conn: sqlite3.Connection) -> Task:
             at = now_iso()
+            # last in the project: after every task there is (its column's last, then)
             cur = conn.execute(
                 "INSERT INTO tasks (project_id, title, description, status, assignee_id, "
-                "created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (project_id, title, description, status, assignee_id, created_by, at, at),
+                "created_by, created_at, updated_at, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                "(SELECT COALESCE(MAX(position), 0) + 1 FROM tasks WHERE project_id = ?))",
+                (
+                    project_id,
+                    title,
+                    description,
+                    status,
+                    assignee_id,
+                    created_by,
+                    at,
+                    at,
+                    project_id,
+                ),
             )
-            assert cur.lastrowid is not None
-            return Task(
-                cur.lastrowid,
-                project_id,
-                title,
-                description,
-                status,
-                assignee_id,
-                created_by,
-                at,
-                at,
-            )
+            row = conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (cur.lastrowid,)
+            ).fetchone()
+            return _task(row)
 
         return await self._run("create_task", run)
 
@@ -249,7 +272,7 @@ class SQLiteStore(Store):
     async def list_tasks(self, project_id: int) -> list[Task]:
         def run(conn: sqlite3.Connection) -> list[Task]:
             rows = conn.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE project_id = ? ORDER BY id",
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE project_id = ? ORDER BY position, id",
                 (project_id,),
             )
             return [_task(row) for row in rows]
@@ -270,25 +293,42 @@ class SQLiteStore(Store):
 
         return await self._run("list_assigned_tasks", run)
 
-    async def update_task(self, task_id: int, changes: dict[str, Any]) -> Task | None:
+    async def update_task(
+        self, task_id: int, changes: dict[str, Any], *, version: int | None = None
+    ) -> Task | None:
         unknown = set(changes) - _TASK_FIELDS
         if unknown:
             raise ValueError(f"not task fields: {sorted(unknown)}")
 
         def run(conn: sqlite3.Connection) -> Task | None:
-            conn.execute("BEGIN IMMEDIATE")
+            select = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?"
+            conn.execute("BEGIN IMMEDIATE")  # an error rolls back (_in_thread)
+            if version is not None:
+                current = conn.execute(select, (task_id,)).fetchone()
+                if current is not None and current[9] != version:
+                    raise VersionConflict(_task(current))
             sets = "".join(f"{name} = ?, " for name in changes)
             cur = conn.execute(
-                f"UPDATE tasks SET {sets}updated_at = ? WHERE id = ?",
+                f"UPDATE tasks SET {sets}version = version + 1, updated_at = ? WHERE id = ?",
                 (*changes.values(), now_iso(), task_id),
             )
-            row = conn.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
-            ).fetchone()
+            row = conn.execute(select, (task_id,)).fetchone()
             conn.execute("COMMIT")
             return _task(row) if cur.rowcount and row else None
 
         return await self._run("update_task", run)
+
+    async def delete_task(self, task_id: int) -> Task | None:
+        def run(conn: sqlite3.Connection) -> Task | None:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
+            ).fetchone()
+            conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            conn.execute("COMMIT")
+            return _task(row) if row else None
+
+        return await self._run("delete_task", run)
 
     # ---- chat ----------------------------------------------------------------------------
     async def add_message(

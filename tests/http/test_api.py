@@ -9,6 +9,15 @@ import pytest
 
 from tests.realtime.harness import Service, make_project, token
 
+NOTHING = "nothing to change: send title, description, status, assigneeId or position"
+BIG_POSITION = f"position must be between -{2**53} and {2**53}"
+
+
+def q(title: str) -> str:
+    """A title as notifications quote it."""
+    return f"\u201c{title}\u201d"
+
+
 ADMIN = token("root", "Root", "admin")
 
 
@@ -179,7 +188,12 @@ BAD_BODIES: list[tuple[str, str, Any, str]] = [
      "status must be one of todo, in_progress, done"),
     ("POST", "/api/projects/1/tasks", {"title": "t", "assigneeId": "stranger"},
      "assigneeId is not a member of this project"),
-    ("PUT", "/api/tasks/1", {}, "nothing to change: send title, description, status or assigneeId"),
+    ("PUT", "/api/tasks/1", {}, NOTHING),
+    ("PUT", "/api/tasks/1", {"version": 1}, NOTHING),
+    ("PUT", "/api/tasks/1", {"position": "top"}, "position must be a finite number"),
+    ("PUT", "/api/tasks/1", {"position": True}, "position must be a finite number"),
+    ("PUT", "/api/tasks/1", {"position": 1e300}, BIG_POSITION),
+    ("PUT", "/api/tasks/1", {"title": "x", "version": 0}, "version must be a positive integer"),
     ("PUT", "/api/tasks/1", {"colour": "red"}, "unknown fields: colour"),
     ("PUT", "/api/tasks/1", {"status": None}, "status must be one of todo, in_progress, done"),
     ("PUT", "/api/tasks/1", {"title": ""}, "title must not be empty"),
@@ -230,13 +244,14 @@ async def test_notifications_routes(svc: Service) -> None:
             )
     async with svc.http(token("bob")) as bob:
         listed = (await bob.get("/api/notifications")).json()["notifications"]
-        assert [n["title"] for n in listed] == ["New task: two", "New task: one"]  # newest first
+        titles = [n["title"] for n in listed]
+        assert titles == [f"Ada assigned {q('two')} to you", f"Ada assigned {q('one')} to you"]
         assert not any(n["read"] for n in listed)
         read = await bob.post(f"/api/notifications/{listed[1]['id']}/read")
         assert read.json() == {"id": listed[1]["id"], "read": True}
         again = await bob.post(f"/api/notifications/{listed[1]['id']}/read")  # idempotent
         assert again.status_code == 200
         unread = (await bob.get("/api/notifications", params={"unread": "1"})).json()
-        assert [n["title"] for n in unread["notifications"]] == ["New task: two"]
+        assert [n["title"] for n in unread["notifications"]] == [f"Ada assigned {q('two')} to you"]
     async with svc.http(token("ada")) as ada:
         assert (await ada.get("/api/notifications")).json() == {"notifications": []}

@@ -96,3 +96,44 @@ async def two_nodes_forget(tmp_path: Path, redis_url: str) -> None:
                     await trio.sleep(0.05)
         finally:
             await ada.disconnect()
+
+
+async def test_a_member_removed_on_one_node_leaves_the_room_on_another(tmp_path: Path) -> None:
+    """The REST call that removes Bob reaches one node; his socket is on the other, which
+    takes it out of the room, so the project's messages no longer reach him."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        shared = {"redis_url": redis.url, "database_url": f"sqlite:///{tmp_path}/app.db"}
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        async with (
+            serving(tmp_path / "a", **shared) as a,
+            serving(tmp_path / "b", **shared) as b,
+        ):
+            project = await make_project(a, "Two nodes", {"ada": "Ada", "bob": "Bob"})
+            ada, bob = a.tab(token("ada", "Ada")), b.tab(token("bob", "Bob"))
+            for tab in (ada, bob):
+                await tab.connect()
+            try:
+                for tab in (ada, bob):
+                    assert (await tab.call("joinProject", project))["ok"]
+                async with a.http(token("root", role="admin")) as http:
+                    removed = await http.delete(f"/api/projects/{project}/members/bob")
+                    assert removed.status_code == 204
+                assert await bob.next("projectRemoved") == [{"projectId": project}]
+                left = await ada.next("userLeft")
+                assert left == [{"userId": "bob", "userName": "Bob", "projectId": project}]
+                with trio.fail_after(10):  # node b heard of it through Redis
+                    while project in b.running.realtime.rooms:
+                        await trio.sleep(0.05)
+                await ada.call("chatMessage", {"projectId": project, "message": "after"})
+                await ada.next("newMessage")
+                await bob.call("leaveProject", project)  # a round trip to Bob's socket
+                assert bob.got("newMessage") == []
+                assert not (await bob.call("joinProject", project))["ok"]
+            finally:
+                for tab in (ada, bob):
+                    await tab.disconnect()
+    finally:
+        redis.kill()

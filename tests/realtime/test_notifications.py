@@ -33,8 +33,12 @@ async def test_a_notification_waits_for_a_user_who_was_offline(svc: Service) -> 
         first, second = await bob.next("notification", 2)
         assert first["type"] == second["type"] == "task_update"
         assert first["id"] < second["id"]  # oldest first
-        assert first["title"] == "Task updated: Fix the login"
-        assert first["body"] == "Ada changed status"
+        # a sentence to read, and where (the project)
+        assert first["title"] == "Ada moved \u201cFix the login\u201d to In progress"
+        assert first["body"] == "Later"
+        assert second["title"] == (
+            "Ada renamed \u201cFix the login\u201d to \u201cFix the login page\u201d"
+        )
         assert first["link"] == f"/projects/{project}/tasks/{task}"
         assert set(first) == {"id", "type", "title", "body", "link", "timestamp"}
         assert await bob.call("notificationRead", first["id"]) == {"ok": True}

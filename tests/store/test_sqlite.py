@@ -52,6 +52,8 @@ async def test_an_old_schema_is_upgraded_with_its_data(tmp_path: Path) -> None:
     try:
         (task,) = await store.list_tasks(1)
         assert task.title == "Old task" and task.description == ""
+        # step 4: a version, and a place in the order the tasks were made
+        assert (task.version, task.position) == (1, float(task.id))
     finally:
         await store.aclose()
 

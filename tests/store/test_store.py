@@ -18,7 +18,15 @@ import pytest
 import trio
 
 from server.realtime.demo import seed
-from server.store import PostgresStore, SchemaTooNew, SQLiteStore, Store, open_store
+from server.store import (
+    PG_MIGRATIONS,
+    PostgresStore,
+    SchemaTooNew,
+    SQLiteStore,
+    Store,
+    VersionConflict,
+    open_store,
+)
 from tests.postgres import postgres_database
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -118,6 +126,61 @@ async def test_tasks_are_created_listed_and_updated_in_part(store: Store) -> Non
 
 
 @both
+async def test_versions_refuse_a_stale_update(store: Store) -> None:
+    project = await store.create_project("P", "alice")
+    task = await store.create_task(
+        project.id, "Write", description="", status="todo", assignee_id=None, created_by="alice"
+    )
+    assert task.version == 1
+    moved = await store.update_task(task.id, {"status": "done"}, version=1)
+    assert moved is not None and (moved.version, moved.status) == (2, "done")
+    # another edit made from version 1 is refused, with the task as it is, and changes nothing
+    with pytest.raises(VersionConflict) as refused:
+        await store.update_task(task.id, {"status": "in_progress", "title": "Mine"}, version=1)
+    assert refused.value.current == moved
+    assert await store.get_task(task.id) == moved
+    # without a version, an update applies to whatever is there (and counts)
+    renamed = await store.update_task(task.id, {"title": "Theirs"})
+    assert renamed is not None and renamed.version == 3
+    assert await store.update_task(task.id + 100, {"title": "x"}, version=1) is None
+
+
+@both
+async def test_tasks_keep_their_place_and_can_be_deleted(store: Store) -> None:
+    project = await store.create_project("P", "alice")
+    other = await store.create_project("Q", "alice")
+    made = [
+        await store.create_task(
+            project.id, t, description="", status="todo", assignee_id=None, created_by="alice"
+        )
+        for t in ("a", "b", "c")
+    ]
+    far = await store.create_task(
+        other.id, "far", description="", status="todo", assignee_id=None, created_by="alice"
+    )
+    # each new task goes last in its project
+    assert [t.position for t in made] == [1.0, 2.0, 3.0] and far.position == 1.0
+    # c moves between a and b
+    await store.update_task(made[2].id, {"position": 1.5})
+    assert [t.title for t in await store.list_tasks(project.id)] == ["a", "c", "b"]
+    gone = await store.delete_task(made[0].id)
+    assert gone is not None and gone.title == "a"
+    assert await store.delete_task(made[0].id) is None
+    assert [t.title for t in await store.list_tasks(project.id)] == ["c", "b"]
+    assert [t.title for t in await store.list_tasks(other.id)] == ["far"]
+
+
+@both
+async def test_a_member_can_be_removed(store: Store) -> None:
+    project = await store.create_project("P", "alice")
+    await store.add_member(project.id, "bob", "Bob")
+    assert await store.remove_member(project.id, "bob")
+    assert not await store.is_member(project.id, "bob")
+    assert not await store.remove_member(project.id, "bob")
+    assert await store.list_projects("bob") == []
+
+
+@both
 async def test_chat_history_pages_back_newest_first(store: Store) -> None:
     project = await store.create_project("P", "alice")
     other = await store.create_project("Q", "alice")
@@ -193,7 +256,8 @@ async def test_postgres_schema_versions() -> None:
         store = await PostgresStore.open(url)  # the second open finds it up to date
         await store.aclose()
         with psycopg.connect(url, autocommit=True) as conn:
-            assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+            versions = conn.execute("SELECT version FROM schema_version").fetchall()
+            assert versions == [(len(PG_MIGRATIONS),)]
             conn.execute("UPDATE schema_version SET version = 99")
         with pytest.raises(SchemaTooNew, match="schema version 99"):
             await PostgresStore.open(url)

@@ -211,8 +211,9 @@ describe("the board page, two users", { timeout: 180_000 }, () => {
     assert.equal((await bob.locator($("bell-count")).innerText()).trim(), "1");
     await bob.click($("bell"));
     const note = bob.locator($("notification")).first();
-    assert.match(await note.innerText(), /Task updated: Try the task board \(edited by Alice\)/);
-    assert.match(await note.innerText(), /Alice changed/);
+    // a sentence to read, and the project's name
+    assert.match(await note.innerText(), /Alice assigned “Try the task board \(edited by Alice\)” to you/);
+    assert.match(await note.innerText(), /Demo project/);
     await shoot("notification");
     await note.locator($("mark-read")).click();
     await bob.waitForSelector($("bell-count"), { state: "detached", timeout: WAIT_MS });

@@ -163,7 +163,9 @@ describe("useTaskBoard and useNotifications", () => {
 
     await waitFor(() => expect(result.current.inbox.unread).toBe(2), WAIT);
     const titles = result.current.inbox.notifications.map((n) => n.title);
-    expect(titles).toEqual(expect.arrayContaining([`New task: Review ${seq}`, `Task updated: Review ${seq} again`]));
+    expect(titles).toEqual(
+      expect.arrayContaining([`Ben assigned “Review ${seq}” to you`, `Ben moved “Review ${seq} again” to In progress`]),
+    );
 
     const first = result.current.inbox.notifications[0];
     await result.current.inbox.markRead(first.id);
