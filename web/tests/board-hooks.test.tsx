@@ -8,6 +8,7 @@ import { io, type Socket } from "socket.io-client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Api, ApiError, type TokenSource } from "../src/api";
 import { SocketProvider, TaskConflict, useMembers, useProjects, useTaskBoard } from "../src/realtime";
+import { mergeFetched } from "../src/realtime/useTaskBoard";
 import type { Id, Member, Project, Task } from "../src/types";
 
 const tokens: TokenSource = { token: () => "t", refresh: () => Promise.reject(new Error("no")) };
@@ -207,6 +208,14 @@ describe("useTaskBoard", () => {
     await expect(saved).rejects.toBeInstanceOf(TaskConflict);
     await waitFor(() => expect(result.current.tasks[0].title).toBe("theirs"));
     expect(result.current.notices["1"]).toMatchObject({ kind: "conflict", doing: "edit", base: { title: "t1" } });
+  });
+});
+
+describe("mergeFetched", () => {
+  it("takes the fetched list, but keeps a newer version that arrived while it was on its way", () => {
+    const shown = [task(1, "done", 1, 5), task(2, "todo", 1, 2), task(3, "todo", 2, 1)];
+    const fetched = [task(1, "todo", 1, 4), task(2, "in_progress", 1, 3), task(4, "todo", 3, 1)];
+    expect(mergeFetched(shown, fetched).map((t) => `${t.id}:${t.status}:${t.version}`)).toEqual(["1:done:5", "2:in_progress:3", "4:todo:1"]);
   });
 });
 

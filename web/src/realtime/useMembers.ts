@@ -1,8 +1,8 @@
 // A project's members (everyone who belongs to it, online or not): fetched from REST, kept
-// current by `memberAdded` and `memberRemoved` to the project room, and fetched again after a
-// reconnection. Admins add and remove them.
+// current by `memberAdded` and `memberRemoved` to the project room, and fetched again each
+// time the room is joined (first, and after a reconnection). Admins add and remove them.
 
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { sameId, type Id, type Member, type MemberAdded, type MemberRemoved } from "../types";
 import { listen } from "./listen";
 import { useRealtime } from "./SocketProvider";
@@ -17,9 +17,10 @@ export interface Members {
 
 export function useMembers(projectId: Id | null): Members {
   const { socket, api } = useRealtime();
-  useProjectRoom(projectId);
+  const joined = useProjectRoom(projectId);
   const [members, setMembers] = useState<Member[]>([]);
   const [error, setError] = useState<string | null>(null);
+  const refetch = useRef<() => void>(() => {});
 
   useEffect(() => {
     setMembers([]);
@@ -37,8 +38,8 @@ export function useMembers(projectId: Id | null): Members {
       );
     };
     fetchMembers();
+    refetch.current = fetchMembers;
     const stop = listen(socket, {
-      connect: fetchMembers,
       memberAdded: (e: MemberAdded) => {
         if (!sameId(e.projectId, projectId)) return;
         setMembers((list) => withMember(list, { userId: e.userId, userName: e.userName }));
@@ -50,9 +51,14 @@ export function useMembers(projectId: Id | null): Members {
     });
     return () => {
       current = false;
+      refetch.current = () => {};
       stop();
     };
   }, [socket, api, projectId]);
+
+  useEffect(() => {
+    if (joined?.ok) refetch.current();
+  }, [joined]);
 
   const addMember = useCallback(
     async (member: { userId: string; userName: string }): Promise<void> => {

@@ -1,7 +1,7 @@
 // A project's tasks: fetched from REST, kept current by `taskUpdated`, `taskCreated` and
 // `taskDeleted` (which the REST API emits to the project room on every change, from any
-// user), and fetched again after a reconnection, since changes made meanwhile were not
-// delivered.
+// user), and fetched again each time the room is joined (the first time, and after every
+// reconnection), since changes made before the join were not delivered to this socket.
 //
 // Every update carries the version of the task it was based on. When someone else changed
 // the task since, the server refuses it (409, with the current task): the board takes the
@@ -63,7 +63,7 @@ export interface TaskBoard {
 
 export function useTaskBoard(projectId: Id | null): TaskBoard {
   const { socket, api, user } = useRealtime();
-  useProjectRoom(projectId);
+  const joined = useProjectRoom(projectId);
   const [tasks, setTasks] = useState<Task[]>([]);
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -76,6 +76,7 @@ export function useTaskBoard(projectId: Id | null): TaskBoard {
   // the latest change by someone else, per task, to say who changed it when we are refused
   const changedBy = useRef(new Map<string, TaskUpdated>());
   const queue = useRef(new Map<string, Promise<unknown>>());
+  const refetch = useRef<() => void>(() => {});
 
   useEffect(() => {
     shown.current = tasks;
@@ -97,7 +98,7 @@ export function useTaskBoard(projectId: Id | null): TaskBoard {
         (list) => {
           if (!current) return;
           for (const t of list) known.current.learn(t);
-          setTasks(list);
+          setTasks((shownList) => mergeFetched(shownList, list));
           setLoading(false);
           setError(null);
         },
@@ -109,8 +110,8 @@ export function useTaskBoard(projectId: Id | null): TaskBoard {
       );
     };
     fetchTasks();
+    refetch.current = fetchTasks;
     const stop = listen(socket, {
-      connect: fetchTasks,
       taskUpdated: (e: TaskUpdated) => {
         if (e.projectId !== undefined && !sameId(e.projectId, projectId)) return;
         if (e.task) known.current.learn(e.task);
@@ -134,9 +135,15 @@ export function useTaskBoard(projectId: Id | null): TaskBoard {
     });
     return () => {
       current = false;
+      refetch.current = () => {};
       stop();
     };
   }, [socket, api, user, projectId]);
+
+  // joined (or joined again after a reconnection): what changed before is fetched
+  useEffect(() => {
+    if (joined?.ok) refetch.current();
+  }, [joined]);
 
   /** Runs one task's requests in turn. */
   const inTurn = useCallback(<T,>(taskId: Id, work: () => Promise<T>): Promise<T> => {
@@ -287,6 +294,16 @@ class Versions {
 export function changedFields(changes: TaskUpdated["changes"] | string[] | undefined): string[] {
   if (!changes) return [];
   return Array.isArray(changes) ? changes.map(String) : Object.keys(changes);
+}
+
+/** A fetched list, except where the board already shows a newer version of a task (an event
+ * that arrived while the fetch was on its way). */
+export function mergeFetched(shown: Task[], fetched: Task[]): Task[] {
+  const byId = new Map(shown.map((t) => [String(t.id), t]));
+  return fetched.map((t) => {
+    const mine = byId.get(String(t.id));
+    return mine && typeof mine.version === "number" && typeof t.version === "number" && mine.version > t.version ? mine : t;
+  });
 }
 
 /** The list with one task's fields changed; an older version than the one shown is ignored. */
