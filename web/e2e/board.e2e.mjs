@@ -140,13 +140,18 @@ async function dragCard(page, title, { status, above }) {
 /** The PUT of a task from `page`, held until `release()` is called. */
 async function holdTaskUpdates(page) {
   let release;
+  let sent;
   const held = new Promise((ok) => (release = ok));
+  const gone = new Promise((ok) => (sent = ok));
   await page.route("**/api/tasks/*", async (route) => {
-    if (route.request().method() === "PUT") await held;
+    if (route.request().method() !== "PUT") return route.continue();
+    await held;
     await route.continue();
+    sent();
   });
   return async () => {
     release();
+    await gone; // the held request is on its way before the route goes
     await page.unroute("**/api/tasks/*");
   };
 }
