@@ -94,8 +94,9 @@ export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
       <header className="top">
         <strong className="brand">Board</strong>
         <label className="picker">
-          Project{" "}
+          <span className="label">Project</span>{" "}
           <select
+            aria-label="Project"
             value={selected ?? ""}
             onChange={(e) => {
               setShown({ task: null, message: null });
