@@ -63,8 +63,11 @@ export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
   // the list changed (loaded, or a project added or removed): keep a project selected
   useEffect(() => {
     if (projects === null) return;
-    setSelected((s) => (s !== null && projects.some((p) => String(p.id) === s) ? s : projects.length ? String(projects[0].id) : null));
-  }, [projects]);
+    if (selected !== null && projects.some((p) => String(p.id) === selected)) return;
+    // a project this user cannot see (a stale link, or one they were removed from): the first
+    setSelected(projects.length ? String(projects[0].id) : null);
+    setShown({ task: null, message: null });
+  }, [projects, selected]);
 
   // removed from the project on screen: say so (the effect above moves to another)
   useEffect(() => {

@@ -1,4 +1,4 @@
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
 import { TaskConflict } from "../realtime";
 import type { Task, TaskUpdated, User } from "../types";
 import { changedWhile, type Names } from "./notices";
@@ -48,9 +48,11 @@ export function TaskEditor({ task, members, columns, heard, names, onSave, onDel
   const [busy, setBusy] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [by, setBy] = useState<User | null>(null);
+  // a change heard before the editor opened is not one made while editing
+  const before = useRef(heard);
 
   useEffect(() => {
-    if (heard && typeof heard.updatedBy === "object") setBy(heard.updatedBy);
+    if (heard && heard !== before.current && typeof heard.updatedBy === "object") setBy(heard.updatedBy);
   }, [heard]);
 
   const changedMeanwhile = !refused && isNewer(task, base) ? changedWhile(by, base, task, "edit", names) : null;
