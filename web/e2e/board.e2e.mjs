@@ -442,7 +442,7 @@ describe("the board page, two users", { timeout: 180_000 }, () => {
     await notice.locator($("card-notice-dismiss")).click();
   });
 
-  it("an editor open on a card someone else changes says so, and saving keeps their change", async () => {
+  it("an editor open on a card someone else changes says so, saving keeps their change; then the card is deleted", async () => {
     const { alice, bob } = pages;
     await cardTitled(bob, "Contested").locator($("task-edit")).click();
     const editor = bob.locator($("task-editor"));
@@ -474,6 +474,15 @@ describe("the board page, two users", { timeout: 180_000 }, () => {
       const card = cardTitled(page, "Contested (renamed by Alice)");
       await card.locator(".desc", { hasText: "Bob's notes" }).waitFor({ timeout: WAIT_MS });
     }
+
+    // deleted by Bob (two clicks): gone from both boards, and Alice is told who did it
+    await cardTitled(bob, "Contested (renamed by Alice)").locator($("task-edit")).click();
+    await editor.locator($("edit-delete")).click();
+    await editor.locator($("edit-delete-confirm")).click();
+    await editor.waitFor({ state: "detached", timeout: WAIT_MS });
+    await cardTitled(alice, "Contested (renamed by Alice)").waitFor({ state: "detached", timeout: WAIT_MS });
+    assert.equal(await alice.locator($("task-deleted")).innerText(), "Bob deleted “Contested (renamed by Alice)”.");
+    assert.equal(await cardTitled(bob, "Contested (renamed by Alice)").count(), 0);
   });
 
   it("at phone width (390x844) nothing overflows sideways, board and chat are both reachable, a finger drags a card", async () => {
