@@ -28,7 +28,7 @@ WEB = ROOT / "web"
 BIN = WEB / "node_modules" / ".bin"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 #: What the e2e file holds; fewer passing means some did not run.
-E2E_SCENARIOS = 10
+E2E_SCENARIOS = 17
 
 
 def run(args: list[str], timeout: float, env: dict[str, str] | None = None) -> str:

@@ -84,6 +84,80 @@ async function editTask(page, oldTitle, { title, status, assignee }) {
   await editor.locator($("edit-save")).click();
 }
 
+/** One page's screenshot, for pages outside `pages` (a phone, say). */
+async function shootPage(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+}
+
+const statusOf = (page, title) => cardTitled(page, title).evaluate((el) => el.closest("[data-status]").dataset.status);
+
+/** Each column's card titles, in order: what a board shows. */
+const boardOf = (page) =>
+  page.evaluate(() =>
+    Object.fromEntries(
+      [...document.querySelectorAll(".column[data-status]")].map((c) => [
+        c.dataset.status,
+        [...c.querySelectorAll('[data-testid="task-card"] [data-testid="task-title"]')].map((e) => e.textContent),
+      ]),
+    ),
+  );
+
+/** Wait until `page` shows the card titled `title` in column `status` (at `index`, if given). */
+async function waitCard(page, title, status, index) {
+  await page.waitForFunction(
+    ([title, status, index]) => {
+      const titles = [...document.querySelectorAll(`.column[data-status="${status}"] [data-testid="task-card"] [data-testid="task-title"]`)].map(
+        (e) => e.textContent,
+      );
+      return index === undefined ? titles.includes(title) : titles[index] === title;
+    },
+    [title, status, index],
+    { timeout: WAIT_MS },
+  );
+}
+
+async function addTask(page, title) {
+  await page.fill($("new-task"), title);
+  await page.press($("new-task"), "Enter");
+  await cardTitled(page, title).waitFor({ timeout: WAIT_MS });
+}
+
+/** Drag a card by mouse: into column `status` (at its bottom), or onto the top half of card `above`. */
+async function dragCard(page, title, { status, above }) {
+  const grab = await cardTitled(page, title).locator($("task-title")).boundingBox();
+  await page.mouse.move(grab.x + 8, grab.y + grab.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(grab.x + 28, grab.y + grab.height / 2 + 12, { steps: 4 });
+  await page.locator($("drag-ghost")).waitFor({ timeout: WAIT_MS });
+  const target = above
+    ? await cardTitled(page, above).boundingBox().then((b) => ({ x: b.x + b.width / 2, y: b.y + 6 }))
+    : await page.locator(`.column[data-status="${status}"]`).boundingBox().then((b) => ({ x: b.x + b.width / 2, y: b.y + b.height - 12 }));
+  await page.mouse.move(target.x, target.y, { steps: 12 });
+  await page.mouse.up();
+}
+
+/** The PUT of a task from `page`, held until `release()` is called. */
+async function holdTaskUpdates(page) {
+  let release;
+  let sent;
+  const held = new Promise((ok) => (release = ok));
+  const gone = new Promise((ok) => (sent = ok));
+  await page.route("**/api/tasks/*", async (route) => {
+    if (route.request().method() !== "PUT") return route.continue();
+    await held;
+    await route.continue();
+    sent();
+  });
+  return async () => {
+    release();
+    await gone; // the held request is on its way before the route goes
+    await page.unroute("**/api/tasks/*");
+  };
+}
+
+const isTaskPut = (r) => r.request().method() === "PUT" && /\/api\/tasks\/\d+$/.test(r.url());
+
 describe("the board page, two users", { timeout: 180_000 }, () => {
   before(async () => {
     assert.ok(existsSync(join(ROOT, "web", "dist", "index.html")), "web/dist is missing: run npm run build");
@@ -279,5 +353,309 @@ describe("the board page, two users", { timeout: 180_000 }, () => {
     await bob.goto(`${server.url}${href}`);
     assert.equal(await shownTitle(bob), "Try the task board (edited by Alice)");
     assert.equal(new URL(bob.url()).pathname, "/");
+  });
+  it("a card dragged by mouse from To do to Done moves on the other board, and cards keep their order", async () => {
+    const { alice, bob } = pages;
+    await addTask(alice, "Drag me");
+    await waitCard(bob, "Drag me", "todo");
+    const doneBefore = (await boardOf(alice)).done;
+
+    const put = alice.waitForResponse(isTaskPut);
+    await dragCard(alice, "Drag me", { status: "done" });
+    // shown at once, at the bottom of Done, and no text was selected on the way
+    assert.deepEqual((await boardOf(alice)).done, [...doneBefore, "Drag me"]);
+    assert.equal(await alice.evaluate(() => String(window.getSelection())), "");
+    assert.equal((await put).status(), 200);
+    await waitCard(bob, "Drag me", "done", doneBefore.length);
+    await shoot("dragged-to-done");
+
+    // within the column: to the top of Done, on both boards, and stored (a reload keeps it)
+    await dragCard(alice, "Drag me", { above: doneBefore[0] });
+    assert.deepEqual((await boardOf(alice)).done, ["Drag me", ...doneBefore]);
+    await waitCard(bob, "Drag me", "done", 0);
+    await bob.reload();
+    await waitCard(bob, "Drag me", "done", 0);
+    assert.deepEqual(await boardOf(bob), await boardOf(alice));
+  });
+
+  it("a card moved with the keyboard: picked up, moved with the arrows, dropped, each step announced", async () => {
+    const { alice, bob } = pages;
+    await addTask(bob, "Keyboard card");
+    await waitCard(alice, "Keyboard card", "todo");
+    const handle = () => cardTitled(bob, "Keyboard card").locator($("drag-handle"));
+    const said = () => bob.locator($("drag-status")).textContent();
+
+    await handle().focus();
+    await bob.keyboard.press("Space");
+    assert.match(await said(), /^Picked up “Keyboard card”: To do, position \d+ of \d+\. Arrow keys move it/);
+    await bob.keyboard.press("ArrowRight");
+    assert.match(await said(), /^In progress, position \d+ of \d+$/);
+    await bob.keyboard.press("ArrowRight");
+    await bob.keyboard.press("Home");
+    assert.match(await said(), /^Done, position 1 of \d+$/);
+    await bob.locator($("drop-slot")).waitFor({ timeout: WAIT_MS });
+    await shoot("keyboard-lifted");
+    await bob.keyboard.press("Space");
+    assert.match(await said(), /^“Keyboard card” moved to Done, position 1 of \d+\.$/);
+    await waitCard(bob, "Keyboard card", "done", 0);
+    await waitCard(alice, "Keyboard card", "done", 0);
+    // the focus went with the card
+    assert.equal(await handle().evaluate((el) => el === document.activeElement), true);
+
+    // Escape puts it back where it was
+    await bob.keyboard.press("Enter");
+    await bob.keyboard.press("ArrowLeft");
+    await bob.keyboard.press("Escape");
+    assert.equal(await said(), "Move cancelled: “Keyboard card” stays in Done.");
+    assert.equal(await statusOf(bob, "Keyboard card"), "done");
+  });
+
+  it("two boards move the same card at once: one is refused, says who moved it, and both boards end the same", async () => {
+    const { alice, bob } = pages;
+    await addTask(alice, "Contested");
+    await waitCard(bob, "Contested", "todo");
+
+    // Bob moves it to In progress; his request is held until Alice's move is done
+    const release = await holdTaskUpdates(bob);
+    const bobPut = bob.waitForRequest((r) => r.method() === "PUT");
+    await cardTitled(bob, "Contested").locator($("drag-handle")).focus();
+    await bob.keyboard.press("Space");
+    await bob.keyboard.press("ArrowRight");
+    await bob.keyboard.press("Space");
+    await bobPut;
+    assert.equal(await statusOf(bob, "Contested"), "in_progress"); // shown at once
+
+    const alicePut = alice.waitForResponse(isTaskPut);
+    await dragCard(alice, "Contested", { status: "done" });
+    assert.equal((await alicePut).status(), 200);
+    await waitCard(bob, "Contested", "done"); // Alice's move reached Bob's board
+
+    const refused = bob.waitForResponse(isTaskPut);
+    await release();
+    assert.equal((await refused).status(), 409);
+    const notice = cardTitled(bob, "Contested").locator($("card-notice"));
+    await notice.waitFor({ timeout: WAIT_MS });
+    assert.match(await notice.innerText(), /Alice moved this card to Done while you were moving it/);
+    await shoot("conflict");
+    assert.equal(await statusOf(bob, "Contested"), "done");
+    assert.deepEqual(await boardOf(bob), await boardOf(alice));
+    await notice.locator($("card-notice-dismiss")).click();
+  });
+
+  it("an editor open on a card someone else changes says so, saving keeps their change; then the card is deleted", async () => {
+    const { alice, bob } = pages;
+    await cardTitled(bob, "Contested").locator($("task-edit")).click();
+    const editor = bob.locator($("task-editor"));
+    await editor.waitFor({ timeout: WAIT_MS });
+
+    await editTask(alice, "Contested", { title: "Contested (renamed by Alice)" });
+    const said = editor.locator($("editor-notice"));
+    await said.waitFor({ timeout: WAIT_MS });
+    assert.match(await said.innerText(), /Alice renamed this card to “Contested \(renamed by Alice\)” while you were editing it/);
+
+    // Bob saves his description on the version he opened: refused, nothing of Alice's lost
+    await editor.locator($("edit-description")).fill("Bob's notes");
+    const refused = bob.waitForResponse(isTaskPut);
+    await editor.locator($("edit-save")).click();
+    assert.equal((await refused).status(), 409);
+    await bob.waitForFunction(
+      (sel) => /Your changes were not saved/.test(document.querySelector(sel)?.textContent ?? ""),
+      $("editor-notice"),
+      { timeout: WAIT_MS },
+    );
+    assert.equal(await editor.locator($("edit-title")).inputValue(), "Contested (renamed by Alice)");
+    assert.equal(await editor.locator($("edit-description")).inputValue(), "Bob's notes");
+    await shoot("editor-conflict");
+
+    // saved again, on the current version: both changes stand, on both boards
+    await editor.locator($("edit-save")).click();
+    await editor.waitFor({ state: "detached", timeout: WAIT_MS });
+    for (const page of [alice, bob]) {
+      const card = cardTitled(page, "Contested (renamed by Alice)");
+      await card.locator(".desc", { hasText: "Bob's notes" }).waitFor({ timeout: WAIT_MS });
+    }
+
+    // deleted by Bob (two clicks): gone from both boards, and Alice is told who did it
+    await cardTitled(bob, "Contested (renamed by Alice)").locator($("task-edit")).click();
+    await editor.locator($("edit-delete")).click();
+    await editor.locator($("edit-delete-confirm")).click();
+    await editor.waitFor({ state: "detached", timeout: WAIT_MS });
+    await cardTitled(alice, "Contested (renamed by Alice)").waitFor({ state: "detached", timeout: WAIT_MS });
+    assert.equal(await alice.locator($("task-deleted")).innerText(), "Bob deleted “Contested (renamed by Alice)”.");
+    assert.equal(await cardTitled(bob, "Contested (renamed by Alice)").count(), 0);
+  });
+
+  it("at phone width (390x844) nothing overflows sideways, board and chat are both reachable, a finger drags a card", async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const phone = await context.newPage();
+    const overflow = () => phone.evaluate(() => document.scrollingElement.scrollWidth);
+    await phone.goto(server.url);
+    // the sign-in card holds its buttons
+    const card = await phone.locator(".sign-in").boundingBox();
+    for (const name of ["Use token", "Sign in"]) {
+      const button = await phone.getByRole("button", { name }).boundingBox();
+      assert.ok(button.x + button.width <= card.x + card.width, `${name} sticks out of the sign-in card`);
+    }
+    assert.ok((await overflow()) <= 390);
+    await shootPage(phone, "phone-sign-in");
+
+    await phone.click($("sign-in-bob"));
+    await phone.waitForSelector($("task-card"), { timeout: WAIT_MS });
+    await phone.waitForSelector($("connecting-banner"), { state: "detached", timeout: WAIT_MS });
+    assert.ok((await overflow()) <= 390, `the board is ${await overflow()} px wide`);
+    assert.ok(await phone.locator($("board")).isVisible());
+    await shootPage(phone, "phone-board");
+
+    await phone.click($("tab-chat"));
+    assert.ok(await phone.locator($("chat-input")).isVisible());
+    assert.equal(await phone.locator($("board")).isVisible(), false);
+    assert.ok((await overflow()) <= 390, `the chat is ${await overflow()} px wide`);
+    await phone.fill($("chat-input"), "Sent from a phone");
+    await phone.click($("chat-send"));
+    await pages.alice.locator($("message-text"), { hasText: "Sent from a phone" }).waitFor({ timeout: WAIT_MS });
+    await shootPage(phone, "phone-chat");
+
+    await phone.click($("bell"));
+    const list = await phone.locator($("notifications")).boundingBox();
+    assert.ok(list.x >= 0 && list.x + list.width <= 390, JSON.stringify(list));
+    assert.ok((await overflow()) <= 390);
+    await shootPage(phone, "phone-notifications");
+    await phone.click($("bell"));
+
+    // a finger drags "Drag me" by its grip from Done into To do
+    await phone.click($("tab-board"));
+    const grip = await cardTitled(phone, "Drag me").locator($("drag-handle")).boundingBox();
+    const cdp = await context.newCDPSession(phone);
+    let at = { x: grip.x + grip.width / 2, y: grip.y + grip.height / 2 };
+    const touch = (type) => cdp.send("Input.dispatchTouchEvent", { type, touchPoints: type === "touchEnd" ? [] : [{ ...at, id: 1 }] });
+    const glide = async (to, steps = 10) => {
+      const from = at;
+      for (let i = 1; i <= steps; i++) {
+        at = { x: from.x + ((to.x - from.x) * i) / steps, y: from.y + ((to.y - from.y) * i) / steps };
+        await touch("touchMove");
+      }
+    };
+    await touch("touchStart");
+    await glide({ x: at.x - 12, y: at.y - 12 }, 3);
+    // the columns are stacked: aim at To do's last card slot, again if the layout moved meanwhile
+    for (let i = 0; i < 3 && (await phone.locator(`.column[data-status="todo"] ${$("drop-slot")}`).count()) === 0; i++) {
+      const todo = await phone.locator('.column[data-status="todo"]').boundingBox();
+      await glide({ x: todo.x + todo.width / 2, y: todo.y + todo.height - 10 });
+    }
+    await shootPage(phone, "phone-touch-drag");
+    await touch("touchEnd");
+    await waitCard(phone, "Drag me", "todo");
+    await waitCard(pages.alice, "Drag me", "todo");
+    assert.ok((await overflow()) <= 390);
+    await context.close();
+  });
+
+  it("an admin creates a project and adds Bob, whose picker shows it at once; removed, he is told and moved", async () => {
+    const { alice, bob } = pages;
+    const pickerHas = (page, name, present) =>
+      page.waitForFunction(
+        ([sel, name, present]) => [...document.querySelector(sel).options].some((o) => o.textContent === name) === present,
+        [$("project-picker"), name, present],
+        { timeout: WAIT_MS },
+      );
+    // Bob is no admin
+    assert.equal(await bob.locator($("admin-open")).count(), 0);
+
+    await alice.click($("admin-open"));
+    await alice.fill($("admin-project-name"), "Launch");
+    await alice.click($("admin-create-project"));
+    await pickerHas(alice, "Launch", true);
+    // the new project is shown, with Alice its only member
+    await alice.waitForFunction((sel) => document.querySelector(sel).selectedOptions[0]?.textContent === "Launch", $("project-picker"), {
+      timeout: WAIT_MS,
+    });
+    await alice.locator(`${$("admin-member")}[data-user-id="alice"]`).waitFor({ timeout: WAIT_MS });
+    assert.equal(await alice.locator($("task-card")).count(), 0);
+
+    await alice.fill($("admin-member-name"), "Bob");
+    assert.equal(await alice.locator($("admin-member-id")).inputValue(), "bob");
+    await alice.click($("admin-add-member"));
+    await alice.locator(`${$("admin-member")}[data-user-id="bob"]`).waitFor({ timeout: WAIT_MS });
+    await pickerHas(bob, "Launch", true); // live, no reload
+    await shoot("admin-added-bob");
+
+    // Bob opens it; Alice sees him there, then removes him
+    const launch = await bob.evaluate(
+      (sel) => [...document.querySelector(sel).options].find((o) => o.textContent === "Launch").value,
+      $("project-picker"),
+    );
+    await bob.selectOption($("project-picker"), launch);
+    await waitOnline(alice, ["Alice", "Bob"]);
+    await alice.click(`${$("admin-member")}[data-user-id="bob"] ${$("admin-remove-member")}`);
+    await alice.locator(`${$("admin-member")}[data-user-id="bob"]`).waitFor({ state: "detached", timeout: WAIT_MS });
+    await pickerHas(bob, "Launch", false);
+    const told = bob.locator($("project-removed"));
+    await told.waitFor({ timeout: WAIT_MS });
+    assert.match(await told.innerText(), /You were removed from “Launch”; now showing “Demo project”/);
+    assert.equal(await bob.evaluate((sel) => document.querySelector(sel).selectedOptions[0]?.textContent, $("project-picker")), "Demo project");
+    await bob.locator($("task-card")).first().waitFor({ timeout: WAIT_MS });
+    await shoot("admin-removed-bob");
+
+    await alice.click($("admin-close"));
+    await alice.selectOption($("project-picker"), { label: "Demo project" });
+    await alice.locator($("task-card")).first().waitFor({ timeout: WAIT_MS });
+  });
+
+  it("a mention typed with the suggestions is highlighted for the other, and its notification opens the message", async () => {
+    const { alice, bob } = pages;
+    // typed, picked with the keyboard
+    await alice.click($("chat-input"));
+    await alice.keyboard.type("Could you look at this, @Bo");
+    await alice.locator($("mention-list")).waitFor({ timeout: WAIT_MS });
+    assert.deepEqual(await alice.locator($("mention-option")).allInnerTexts(), ["Bob @bob"]);
+    await shoot("mention-suggestions");
+    await alice.keyboard.press("Enter");
+    assert.equal(await alice.inputValue($("chat-input")), "Could you look at this, @Bob ");
+    await alice.keyboard.type("please");
+    await alice.keyboard.press("Enter");
+
+    const seen = bob.locator(`${$("message")}[data-mentions-me="true"]`, { hasText: "Could you look at this" });
+    await seen.waitFor({ timeout: WAIT_MS });
+    assert.equal(await seen.locator("mark.mention.me").innerText(), "@Bob");
+    // on Alice's side highlighted too, though not as hers
+    const sent = alice.locator($("message"), { hasText: "Could you look at this" });
+    assert.equal(await sent.locator("mark.mention").innerText(), "@Bob");
+    assert.equal(await sent.locator("mark.mention.me").count(), 0);
+
+    // picked with the mouse
+    await bob.fill($("chat-input"), "On it @al");
+    await bob.locator($("mention-option"), { hasText: "Alice" }).click();
+    assert.equal(await bob.inputValue($("chat-input")), "On it @Alice ");
+    await bob.click($("chat-send"));
+    await alice.locator(`${$("message")}[data-mentions-me="true"]`, { hasText: "On it" }).waitFor({ timeout: WAIT_MS });
+    await shoot("mentions");
+
+    // Bob's notification: a sentence, the message, and a link to it
+    await bob.click($("bell"));
+    const note = bob.locator(`${$("notification")}[data-type="mention"]`).first();
+    await note.waitFor({ timeout: WAIT_MS });
+    assert.equal(await note.locator($("notification-title")).innerText(), "Alice mentioned you");
+    assert.equal(await note.locator($("notification-body")).innerText(), "Could you look at this, @Bob please");
+    const link = note.locator($("notification-link"));
+    const href = await link.getAttribute("href");
+    assert.match(href, /^\/projects\/\d+\/messages\/\d+$/);
+    await shoot("mention-notification");
+    await link.click();
+    const marked = bob.locator(`${$("message")}[data-shown="true"]`);
+    await marked.waitFor({ timeout: WAIT_MS });
+    assert.match(await marked.innerText(), /Could you look at this, @Bob please/);
+    assert.equal(await marked.getAttribute("data-message-id"), href.split("/").pop());
+    assert.match(new URL(bob.url()).hash, /^#project=\d+$/);
+
+    // as an address too; the message is scrolled into the chat's view
+    await bob.goto(`${server.url}${href}`);
+    await marked.waitFor({ timeout: WAIT_MS });
+    const inView = await marked.evaluate((el) => {
+      const box = el.getBoundingClientRect();
+      const list = el.closest('[data-testid="messages"]').getBoundingClientRect();
+      return box.top >= list.top - 1 && box.bottom <= list.bottom + 1;
+    });
+    assert.ok(inView, "the linked message is not in view");
+    await shoot("mention-opened");
   });
 });

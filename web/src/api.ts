@@ -2,16 +2,25 @@
 // a fresh token once and retries: after a server restart with a new signing key, the page
 // recovers without a new sign-in.
 
-import type { ChatMessage, Id, Notification, Project, Task, User } from "./types";
+import type { ChatMessage, Id, Me, Member, Notification, Project, Task } from "./types";
 
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The answer's JSON: a 409 carries the current task as `task`. */
+    readonly body: unknown = null,
   ) {
     super(message);
     this.name = "ApiError";
   }
+}
+
+/** A 409 on a task: someone changed it since the version sent; the server's current task. */
+export function conflictTask(err: unknown): Task | null {
+  if (!(err instanceof ApiError) || err.status !== 409) return null;
+  const body = err.body as { task?: Task } | null;
+  return body && typeof body === "object" && body.task && typeof body.task === "object" ? body.task : null;
 }
 
 export interface TokenSource {
@@ -44,14 +53,30 @@ export class Api {
     });
   }
 
+  me(): Promise<Me> {
+    return this.request<Me>("GET", "/api/me");
+  }
+
   projects(): Promise<Project[]> {
     return this.request<{ projects: Project[] }>("GET", "/api/projects").then((r) => r.projects);
   }
 
-  members(projectId: Id): Promise<User[]> {
-    return this.request<{ members: User[] }>("GET", `/api/projects/${enc(projectId)}/members`).then(
+  createProject(name: string): Promise<Project> {
+    return this.request<Project>("POST", "/api/projects", { name });
+  }
+
+  members(projectId: Id): Promise<Member[]> {
+    return this.request<{ members: Member[] }>("GET", `/api/projects/${enc(projectId)}/members`).then(
       (r) => r.members,
     );
+  }
+
+  addMember(projectId: Id, member: { userId: string; userName: string }): Promise<Member> {
+    return this.request<Member>("POST", `/api/projects/${enc(projectId)}/members`, member);
+  }
+
+  removeMember(projectId: Id, userId: Id): Promise<unknown> {
+    return this.request("DELETE", `/api/projects/${enc(projectId)}/members/${enc(userId)}`);
   }
 
   tasks(projectId: Id): Promise<Task[]> {
@@ -64,8 +89,13 @@ export class Api {
     return this.request<Task>("POST", `/api/projects/${enc(projectId)}/tasks`, task);
   }
 
+  /** `changes` may carry `version` (the one last seen): a newer one answers 409 (`conflictTask`). */
   updateTask(taskId: Id, changes: Partial<Task>): Promise<Task> {
     return this.request<Task>("PUT", `/api/tasks/${enc(taskId)}`, changes);
+  }
+
+  deleteTask(taskId: Id): Promise<unknown> {
+    return this.request("DELETE", `/api/tasks/${enc(taskId)}`);
   }
 
   /** Newest first, as the server sends them. */
@@ -105,7 +135,7 @@ export async function readJson<T>(response: Response): Promise<T> {
   if (!response.ok) {
     const said = body && typeof body === "object" && "error" in body ? String(body.error) : "";
     const message = said || `${response.status} ${response.statusText}`;
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, message, body);
   }
   return body as T;
 }

@@ -24,6 +24,10 @@ export interface Task {
   description?: string | null;
   status?: string;
   assigneeId?: Id | null;
+  /** 1 when created, +1 on every change; sent back with an update, which a newer one refuses. */
+  version?: number;
+  /** The order within its status column, lower first. */
+  position?: number;
   [field: string]: unknown;
 }
 
@@ -35,6 +39,8 @@ export interface ChatMessage {
   replyTo: Id | null;
   timestamp: string | number;
   projectId?: Id;
+  /** The members the message mentions (`@userId` or `@userName`). */
+  mentions?: Id[];
 }
 
 export interface Notification {
@@ -49,12 +55,45 @@ export interface Notification {
 
 export interface TaskUpdated {
   taskId: Id;
-  changes: Partial<Task>;
+  /** The changed fields with their new values (or, from some servers, just their names). */
+  changes: Partial<Task> | string[];
   /** The whole task after the change, when the server sends it. */
   task?: Task;
   updatedBy: User | Id;
   timestamp: string | number;
   projectId?: Id;
+}
+
+export interface TaskDeleted {
+  taskId: Id;
+  projectId?: Id;
+  deletedBy?: User;
+}
+
+export interface Member extends User {
+  addedAt?: string;
+  online?: boolean;
+}
+
+export interface MemberAdded extends User {
+  projectId: Id;
+}
+
+export interface MemberRemoved {
+  projectId: Id;
+  userId: Id;
+}
+
+export interface ProjectAdded {
+  project: Project;
+}
+
+export interface ProjectRemoved {
+  projectId: Id;
+}
+
+export interface Me extends User {
+  role: string;
 }
 
 export interface CursorPosition {

@@ -11,10 +11,12 @@ import { Api, type TokenSource } from "../src/api";
 import {
   SocketProvider,
   useCursors,
+  useMembers,
   useNotifications,
   usePresence,
   useProjectChat,
   useProjectRoom,
+  useProjects,
   useTaskBoard,
 } from "../src/realtime";
 import type { Id } from "../src/types";
@@ -84,11 +86,13 @@ function wrapperFor(strict: boolean) {
 
 const hooks: { name: string; use: (projectId: Id) => unknown; adds: Counts }[] = [
   { name: "useProjectChat", use: (p) => useProjectChat(p), adds: { connect: 1, newMessage: 1, userTyping: 1 } },
-  { name: "useTaskBoard", use: (p) => useTaskBoard(p), adds: { connect: 1, taskUpdated: 1, taskCreated: 1 } },
+  { name: "useTaskBoard", use: (p) => useTaskBoard(p), adds: { taskUpdated: 1, taskCreated: 1, taskDeleted: 1 } },
   { name: "useNotifications", use: () => useNotifications(), adds: { connect: 1, notification: 1 } },
   { name: "usePresence", use: (p) => usePresence(p), adds: { userJoined: 1, userLeft: 1 } },
   { name: "useCursors", use: (p) => useCursors(p), adds: { cursorUpdate: 1, userLeft: 1 } },
   { name: "useProjectRoom", use: (p) => useProjectRoom(p), adds: {} },
+  { name: "useProjects", use: () => useProjects(), adds: { connect: 1, projectAdded: 1, projectRemoved: 1 } },
+  { name: "useMembers", use: (p) => useMembers(p), adds: { memberAdded: 1, memberRemoved: 1 } },
 ];
 
 function plus(a: Counts, b: Counts): Counts {

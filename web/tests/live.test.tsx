@@ -2,7 +2,7 @@
 // a real socket.io-client connection per mounted provider, and plain socket.io-client peers
 // acting as the other users. Nothing here is simulated: events come from the hub.
 
-import { cleanup, renderHook, waitFor } from "@testing-library/react";
+import { act, cleanup, renderHook, waitFor } from "@testing-library/react";
 import type { ReactNode } from "react";
 import { io, type Socket } from "socket.io-client";
 import { afterEach, describe, expect, inject, it } from "vitest";
@@ -11,9 +11,11 @@ import {
   SocketProvider,
   createHubSocket,
   useCursors,
+  useMembers,
   useNotifications,
   usePresence,
   useProjectChat,
+  useProjects,
   useRealtime,
   useTaskBoard,
 } from "../src/realtime";
@@ -44,13 +46,13 @@ interface Signed extends SessionData {
 }
 
 /** A new user, member of the demo project (unique per test, so presence is predictable). */
-async function signUp(name: string): Promise<Signed> {
+async function signUp(name: string, role = "member"): Promise<Signed> {
   seq += 1;
   const userId = `${name.toLowerCase()}-${seq}-${Date.now() % 100000}`;
   const response = await fetch(`${appUrl}/api/dev/token`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ userId, userName: name }),
+    body: JSON.stringify({ userId, userName: name, role }),
   });
   const body = (await response.json()) as { token: string; userId: string; userName: string; projectId: number };
   return { token: body.token, user: { userId: body.userId, userName: body.userName }, mode: "dev", projectId: body.projectId };
@@ -173,6 +175,54 @@ describe("useTaskBoard and useNotifications", () => {
     const stillUnread = await rest(ada).unreadNotifications();
     expect(stillUnread.map((n) => n.id)).not.toContain(first.id);
     expect(stillUnread).toHaveLength(1);
+  });
+});
+
+describe("useTaskBoard, moves and versions", () => {
+  it("a move is stored with its position; one made on an old version is refused and says who moved it", async () => {
+    const ada = await signUp("Ada");
+    const ben = await signUp("Ben");
+    const created = await rest(ben).createTask(ben.projectId, { title: `Contested ${seq}` });
+    const { result } = mount(ada, () => useTaskBoard(ada.projectId));
+    await waitFor(() => expect(result.current.tasks.map((t) => t.id)).toContain(created.id), WAIT);
+    const mine = () => result.current.tasks.find((t) => t.id === created.id)!;
+    expect(mine()).toMatchObject({ version: 1, position: expect.any(Number) });
+
+    await act(() => result.current.moveTask(created.id, "in_progress", 0.5));
+    expect(mine()).toMatchObject({ status: "in_progress", position: 0.5, version: 2 });
+    expect((await rest(ben).request<Task>("GET", `/api/tasks/${created.id}`)).position).toBe(0.5);
+
+    // Ben moves it on version 2; Ada's board hears of it, then Ada moves it on version 2 too
+    const theirs = await rest(ben).updateTask(created.id, { status: "done", position: 9, version: 2 });
+    await waitFor(() => expect(mine().status).toBe("done"), WAIT);
+    const stale = { ...mine(), version: 2 };
+    await expect(result.current.updateTask(created.id, { title: "mine" }, stale)).rejects.toMatchObject({ name: "TaskConflict" });
+    await waitFor(() => expect(result.current.notices[String(created.id)]).toMatchObject({ kind: "conflict", by: { userName: "Ben" } }), WAIT);
+    expect(mine()).toMatchObject({ title: `Contested ${seq}`, status: "done", version: theirs.version });
+  });
+});
+
+describe("useProjects and useMembers", () => {
+  it("follow an admin creating a project, adding a member and removing them", async () => {
+    const root = await signUp("Root", "admin");
+    const ada = await signUp("Ada");
+    const { result } = mount(ada, () => ({ projects: useProjects(), rt: useRealtime() }));
+    await waitFor(() => expect(result.current.rt.status).toBe("connected"), WAIT);
+    await waitFor(() => expect(result.current.projects.projects).not.toBeNull(), WAIT);
+
+    const admin = rest(root);
+    const project = await admin.createProject(`Launch ${seq}`);
+    const watch = mount(root, () => useMembers(project.id));
+    await waitFor(() => expect(watch.result.current.members.map((m) => m.userName)).toEqual(["Root"]), WAIT);
+
+    await admin.addMember(project.id, { userId: String(ada.user.userId), userName: "Ada" });
+    await waitFor(() => expect(result.current.projects.projects?.map((p) => p.id)).toContain(project.id), WAIT);
+    await waitFor(() => expect(watch.result.current.members.map((m) => m.userName)).toEqual(["Root", "Ada"]), WAIT);
+
+    await admin.removeMember(project.id, ada.user.userId);
+    await waitFor(() => expect(result.current.projects.projects?.map((p) => p.id)).not.toContain(project.id), WAIT);
+    expect(result.current.projects.removed).toEqual({ projectId: project.id, name: `Launch ${seq}` });
+    await waitFor(() => expect(watch.result.current.members.map((m) => m.userName)).toEqual(["Root"]), WAIT);
   });
 });
 

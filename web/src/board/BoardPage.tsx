@@ -1,15 +1,17 @@
 import { useEffect, useState } from "react";
-import { useRealtime } from "../realtime";
-import type { Id, Project } from "../types";
+import { useMembers, useProjects, useRealtime } from "../realtime";
+import type { Id } from "../types";
+import { AdminPanel } from "./AdminPanel";
 import { ChatPanel } from "./ChatPanel";
 import { ConnectionBanner } from "./ConnectionBanner";
 import { NotificationBell } from "./NotificationBell";
 import { PresenceList } from "./PresenceList";
 import { TaskBoardView } from "./TaskBoardView";
-import { addressFrom } from "./address";
+import { addressFrom, type Address } from "./address";
 
 /** The selected project lives in the address (`#project=3`), so a link or a reload keeps it;
- * a notification's link (`/projects/3/tasks/7`) selects its project and shows its task. */
+ * a notification's link (`/projects/3/tasks/7`, `/projects/3/messages/12`) selects its project
+ * and shows its task or message. */
 function projectFromHash(): string | null {
   return addressFrom(window.location).project;
 }
@@ -20,22 +22,24 @@ function boardAddress(project: string): void {
   window.history.replaceState(null, "", `/#project=${encodeURIComponent(project)}`);
 }
 
+/** On a narrow screen one of the two is shown at a time. */
+type Pane = "board" | "chat";
+
 export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
   const { api, user } = useRealtime();
-  const [projects, setProjects] = useState<Project[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const { projects, error, removed, createProject } = useProjects();
+  const [role, setRole] = useState<string | null>(null);
   const [selected, setSelected] = useState<string | null>(projectFromHash);
-  const [shown, setShown] = useState<string | null>(() => addressFrom(window.location).task);
+  const [shown, setShown] = useState<Pick<Address, "task" | "message">>(() => addressFrom(window.location));
+  const [pane, setPane] = useState<Pane>(() => (addressFrom(window.location).message ? "chat" : "board"));
+  const [adminOpen, setAdminOpen] = useState(false);
+  const [lost, setLost] = useState<string | null>(null);
 
   useEffect(() => {
     let current = true;
-    api.projects().then(
-      (list) => {
-        if (!current) return;
-        setProjects(list);
-        setSelected((s) => (s !== null && list.some((p) => String(p.id) === s) ? s : list.length ? String(list[0].id) : null));
-      },
-      (err: Error) => current && setError(err.message),
+    api.me().then(
+      (me) => current && setRole(me.role),
+      () => current && setRole(null),
     );
     const onHash = (): void => {
       const address = addressFrom(window.location);
@@ -43,7 +47,9 @@ export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
         setSelected(address.project);
         if (window.location.pathname !== "/") boardAddress(address.project);
       }
-      setShown(address.task);
+      setShown({ task: address.task, message: address.message });
+      if (address.message) setPane("chat");
+      else if (address.task) setPane("board");
     };
     window.addEventListener("hashchange", onHash);
     window.addEventListener("popstate", onHash);
@@ -53,6 +59,24 @@ export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
       window.removeEventListener("popstate", onHash);
     };
   }, [api]);
+
+  // the list changed (loaded, or a project added or removed): keep a project selected
+  useEffect(() => {
+    if (projects === null) return;
+    if (selected !== null && projects.some((p) => String(p.id) === selected)) return;
+    // a project this user cannot see (a stale link, or one they were removed from): the first
+    setSelected(projects.length ? String(projects[0].id) : null);
+    setShown({ task: null, message: null });
+  }, [projects, selected]);
+
+  // removed from the project on screen: say so (the effect above moves to another)
+  useEffect(() => {
+    if (removed && String(removed.projectId) === selected) {
+      setLost(removed.name ?? `project ${String(removed.projectId)}`);
+      setShown({ task: null, message: null });
+    }
+    // only when a removal arrives, not when the selection changes
+  }, [removed]); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => {
     if (selected === null) return;
@@ -65,17 +89,21 @@ export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
 
   const project = projects?.find((p) => String(p.id) === selected) ?? null;
   const projectId: Id | null = project ? project.id : null;
+  const members = useMembers(projectId);
+  const isAdmin = role === "admin";
 
   return (
     <div className="page">
       <header className="top">
         <strong className="brand">Board</strong>
         <label className="picker">
-          Project{" "}
+          <span className="label">Project</span>{" "}
           <select
+            aria-label="Project"
             value={selected ?? ""}
             onChange={(e) => {
-              setShown(null);
+              setShown({ task: null, message: null });
+              setLost(null);
               setSelected(e.target.value);
             }}
             data-testid="project-picker"
@@ -91,6 +119,11 @@ export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
         </label>
         <PresenceList projectId={projectId} />
         <span className="spacer" />
+        {isAdmin && (
+          <button type="button" onClick={() => setAdminOpen((o) => !o)} aria-expanded={adminOpen} data-testid="admin-open">
+            Manage
+          </button>
+        )}
         <NotificationBell />
         <span className="me" data-testid="me">
           {user.userName}
@@ -101,16 +134,59 @@ export function BoardPage({ onSignOut }: { onSignOut: () => void }) {
       </header>
       <ConnectionBanner />
       {error && (
-        <p className="error" role="alert">
+        <p className="error pad" role="alert">
           {error}
         </p>
       )}
+      {lost && (
+        <p className="banner warn" role="status" data-testid="project-removed">
+          You were removed from “{lost}”{project ? `; now showing “${project.name}”` : ""}.{" "}
+          <button type="button" className="link" onClick={() => setLost(null)}>
+            OK
+          </button>
+        </p>
+      )}
+      {adminOpen && isAdmin && (
+        <AdminPanel
+          project={project}
+          members={members}
+          createProject={createProject}
+          onCreated={(p) => {
+            setShown({ task: null, message: null });
+            setSelected(String(p.id));
+          }}
+          onClose={() => setAdminOpen(false)}
+        />
+      )}
       {projects?.length === 0 && <p className="muted pad">You are not a member of any project yet.</p>}
       {projectId !== null && (
-        <main className="workspace">
-          <TaskBoardView projectId={projectId} shownTask={shown} />
-          <ChatPanel projectId={projectId} />
-        </main>
+        <>
+          <nav className="panes" role="tablist" aria-label="Board or chat">
+            {(["board", "chat"] as const).map((p) => (
+              <button
+                key={p}
+                type="button"
+                role="tab"
+                id={`tab-${p}`}
+                aria-selected={pane === p}
+                aria-controls={`pane-${p}`}
+                className={pane === p ? "active" : ""}
+                onClick={() => setPane(p)}
+                data-testid={`tab-${p}`}
+              >
+                {p === "board" ? "Board" : "Chat"}
+              </button>
+            ))}
+          </nav>
+          <main className="workspace" data-pane={pane}>
+            <div className="pane pane-board" id="pane-board" role="tabpanel" aria-labelledby="tab-board">
+              <TaskBoardView projectId={projectId} members={members.members} shownTask={shown.task} />
+            </div>
+            <div className="pane pane-chat" id="pane-chat" role="tabpanel" aria-labelledby="tab-chat">
+              <ChatPanel projectId={projectId} members={members.members} shownMessage={shown.message} />
+            </div>
+          </main>
+        </>
       )}
     </div>
   );

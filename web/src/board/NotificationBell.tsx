@@ -11,6 +11,14 @@ function BellIcon() {
   );
 }
 
+/** "14:05" today, "3 Mar, 14:05" before. */
+export function whenOf(ts: string | number, now: Date = new Date()): string {
+  const d = new Date(ts);
+  if (Number.isNaN(d.getTime())) return "";
+  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return d.toDateString() === now.toDateString() ? time : `${d.toLocaleDateString([], { day: "numeric", month: "short" })}, ${time}`;
+}
+
 export function NotificationBell() {
   const { notifications, unread, error, markRead } = useNotifications();
   const [open, setOpen] = useState(false);
@@ -36,7 +44,7 @@ export function NotificationBell() {
           {notifications.length === 0 && <p className="muted">Nothing new.</p>}
           <ul>
             {notifications.map((n) => (
-              <li key={String(n.id)} className={n.read ? "read" : "unread"} data-testid="notification">
+              <li key={String(n.id)} className={n.read ? "read" : "unread"} data-testid="notification" data-type={n.type}>
                 {n.link ? (
                   <a
                     href={n.link}
@@ -48,12 +56,19 @@ export function NotificationBell() {
                     }}
                     data-testid="notification-link"
                   >
-                    <strong>{n.title}</strong>
+                    <strong data-testid="notification-title">{n.title}</strong>
                   </a>
                 ) : (
-                  <strong>{n.title}</strong>
+                  <strong data-testid="notification-title">{n.title}</strong>
                 )}
-                <p>{n.body}</p>
+                {n.body && (
+                  <p className="body" data-testid="notification-body">
+                    {n.body}
+                  </p>
+                )}
+                <time className="when" dateTime={String(n.timestamp)}>
+                  {whenOf(n.timestamp)}
+                </time>
                 {!n.read && (
                   <button type="button" className="link" onClick={() => void markRead(n.id)} data-testid="mark-read">
                     Mark read

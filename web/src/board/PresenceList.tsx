@@ -20,7 +20,7 @@ export function PresenceList({ projectId }: { projectId: Id | null }) {
     <ul className={`presence${status === "connected" ? "" : " stale"}`} aria-label="Online now" data-testid="presence">
       {members.map((m) => (
         <li key={String(m.userId)} title={m.userName} className={sameId(m.userId, user.userId) ? "me" : ""} data-testid="online-member">
-          <span className="avatar">{initials(m.userName)}</span> <span data-testid="member-name">{m.userName}</span>
+          <span className="avatar">{initials(m.userName)}</span> <span className="name" data-testid="member-name">{m.userName}</span>
         </li>
       ))}
     </ul>
