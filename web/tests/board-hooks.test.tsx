@@ -217,6 +217,16 @@ describe("mergeFetched", () => {
     const fetched = [task(1, "todo", 1, 4), task(2, "in_progress", 1, 3), task(4, "todo", 3, 1)];
     expect(mergeFetched(shown, fetched).map((t) => `${t.id}:${t.status}:${t.version}`)).toEqual(["1:done:5", "2:in_progress:3", "4:todo:1"]);
   });
+
+  it("keeps a task created, and leaves out one deleted, while the fetch was on its way", () => {
+    const made = task(9, "todo", 9, 1);
+    const shown = [task(1, "todo", 1, 1), made];
+    const fetched = [task(1, "todo", 1, 1), task(2, "todo", 2, 1)]; // read before 9, and before 2 went
+    const merged = mergeFetched(shown, fetched, { created: [made], deleted: new Set(["2"]) });
+    expect(merged.map((t) => t.id)).toEqual([1, 9]);
+    // a task both created and deleted meanwhile stays gone
+    expect(mergeFetched([], [], { created: [made], deleted: new Set(["9"]) })).toEqual([]);
+  });
 });
 
 describe("useProjects", () => {

@@ -85,7 +85,7 @@ function wrapperFor(strict: boolean) {
 }
 
 const hooks: { name: string; use: (projectId: Id) => unknown; adds: Counts }[] = [
-  { name: "useProjectChat", use: (p) => useProjectChat(p), adds: { connect: 1, newMessage: 1, userTyping: 1 } },
+  { name: "useProjectChat", use: (p) => useProjectChat(p), adds: { newMessage: 1, userTyping: 1 } },
   { name: "useTaskBoard", use: (p) => useTaskBoard(p), adds: { taskUpdated: 1, taskCreated: 1, taskDeleted: 1 } },
   { name: "useNotifications", use: () => useNotifications(), adds: { connect: 1, notification: 1 } },
   { name: "usePresence", use: (p) => usePresence(p), adds: { userJoined: 1, userLeft: 1 } },

@@ -1,6 +1,8 @@
 // A project's chat: history from REST (newest first on the wire, shown oldest first), live
-// `newMessage`, sending with an ack, and typing in both directions. After a reconnection the
-// latest page of history is fetched again and merged, so nothing said meanwhile is missed.
+// `newMessage`, sending with an ack, and typing in both directions. Each time the room is
+// joined (the first time, and again after a reconnection) the latest page of history is
+// fetched again and merged: a message said before the join, which the room did not bring,
+// is in it, so nothing said meanwhile is missed.
 
 import { useCallback, useEffect, useRef, useState } from "react";
 import { sameId, type ChatMessage, type Id, type User } from "../types";
@@ -31,7 +33,8 @@ type SendAnswer = { ok: true; id: Id } | { ok: false; error: string };
 
 export function useProjectChat(projectId: Id | null): ProjectChat {
   const { socket, api, user } = useRealtime();
-  useProjectRoom(projectId);
+  const joined = useProjectRoom(projectId);
+  const refetch = useRef<() => void>(() => {});
   const [messages, setMessages] = useState<ChatMessage[]>([]);
   const [typingUsers, setTypingUsers] = useState<Map<string, { user: User; until: number }>>(new Map());
   const [loading, setLoading] = useState(false);
@@ -67,8 +70,8 @@ export function useProjectChat(projectId: Id | null): ProjectChat {
       );
     };
     fetchLatest();
+    refetch.current = fetchLatest;
     const stop = listen(socket, {
-      connect: fetchLatest,
       newMessage: (m: ChatMessage) => {
         if (m.projectId !== undefined && !sameId(m.projectId, projectId)) return;
         setMessages((shown) => merge(shown, [m]));
@@ -98,6 +101,7 @@ export function useProjectChat(projectId: Id | null): ProjectChat {
     const typing = typingState.current;
     return () => {
       current = false;
+      refetch.current = () => {};
       stop();
       clearInterval(sweep);
       if (typing.timer) clearTimeout(typing.timer);
@@ -105,6 +109,11 @@ export function useProjectChat(projectId: Id | null): ProjectChat {
       typing.sent = false;
     };
   }, [socket, api, user, projectId]);
+
+  // joined (or joined again after a reconnection): what was said before is fetched
+  useEffect(() => {
+    if (joined?.ok) refetch.current();
+  }, [joined]);
 
   const setTyping = useCallback(
     (isTyping: boolean) => {

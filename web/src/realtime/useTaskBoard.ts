@@ -92,13 +92,19 @@ export function useTaskBoard(projectId: Id | null): TaskBoard {
     changedBy.current = new Map();
     if (projectId === null) return;
     let current = true;
+    // what the room told of while a fetch was on its way: the fetch may predate it
+    let created: Task[] = [];
+    let deleted = new Set<string>();
     const fetchTasks = (): void => {
       setLoading(true);
+      created = [];
+      deleted = new Set();
       api.tasks(projectId).then(
         (list) => {
           if (!current) return;
           for (const t of list) known.current.learn(t);
-          setTasks((shownList) => mergeFetched(shownList, list));
+          const since = { created, deleted };
+          setTasks((shownList) => mergeFetched(shownList, list, since));
           setLoading(false);
           setError(null);
         },
@@ -123,11 +129,13 @@ export function useTaskBoard(projectId: Id | null): TaskBoard {
       taskCreated: (task: Task) => {
         if (task.projectId !== undefined && !sameId(task.projectId, projectId)) return;
         known.current.learn(task);
+        created.push(task);
         setTasks((list) => (list.some((t) => sameId(t.id, task.id)) ? list : [...list, task]));
       },
       taskDeleted: (e: TaskDeleted) => {
         if (e.projectId !== undefined && !sameId(e.projectId, projectId)) return;
         const title = shown.current.find((t) => sameId(t.id, e.taskId))?.title;
+        deleted.add(String(e.taskId));
         setTasks((list) => list.filter((t) => !sameId(t.id, e.taskId)));
         setNotices((all) => without(all, e.taskId));
         setLastDeleted({ ...e, title });
@@ -296,14 +304,30 @@ export function changedFields(changes: TaskUpdated["changes"] | string[] | undef
   return Array.isArray(changes) ? changes.map(String) : Object.keys(changes);
 }
 
-/** A fetched list, except where the board already shows a newer version of a task (an event
- * that arrived while the fetch was on its way). */
-export function mergeFetched(shown: Task[], fetched: Task[]): Task[] {
+/** A fetched list, except where the board already heard better while the fetch was on its
+ * way: a newer version of a task, a task created (`since.created`, added if the list lacks
+ * it) or deleted (`since.deleted`, left out) meanwhile. */
+export function mergeFetched(
+  shown: Task[],
+  fetched: Task[],
+  since: { created: Task[]; deleted: Set<string> } = { created: [], deleted: new Set() },
+): Task[] {
   const byId = new Map(shown.map((t) => [String(t.id), t]));
-  return fetched.map((t) => {
-    const mine = byId.get(String(t.id));
-    return mine && typeof mine.version === "number" && typeof t.version === "number" && mine.version > t.version ? mine : t;
-  });
+  const merged = fetched
+    .filter((t) => !since.deleted.has(String(t.id)))
+    .map((t) => {
+      const mine = byId.get(String(t.id));
+      return mine && typeof mine.version === "number" && typeof t.version === "number" && mine.version > t.version ? mine : t;
+    });
+  const listed = new Set(merged.map((t) => String(t.id)));
+  for (const task of since.created) {
+    const key = String(task.id);
+    if (!listed.has(key) && !since.deleted.has(key)) {
+      merged.push(byId.get(key) ?? task);
+      listed.add(key);
+    }
+  }
+  return merged;
 }
 
 /** The list with one task's fields changed; an older version than the one shown is ignored. */
