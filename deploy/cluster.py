@@ -9,6 +9,9 @@
 - Process ``i`` serves everything (the app and ``/socket.io/``) on base + 10 i, all with
   ``--dev`` on one SQLite file and one JWT secret, so a demo token works on any, and with
   ``--public-url`` the nginx origin, which their banners name.
+- ``CORS_ORIGINS`` (comma-separated) adds browser origins to those the processes allow (the
+  nginx origin and their own); ``ADMIN_UI`` and the other settings of the environment reach
+  every process.
 - nginx, when installed, on ``--listen`` with the configuration of ``deploy/nginx.py``:
   one origin, the hub sticky on ``/socket.io/``.
 
@@ -79,6 +82,8 @@ def main() -> int:
         with_nginx = os.path.exists(nginx)
         origins = [f"http://{args.listen}", f"http://localhost:{args.listen.rsplit(':', 1)[1]}"]
         origins += [f"http://127.0.0.1:{n.app_port}" for n in nodes]
+        # and those the environment adds (the Admin UI's page, say)
+        origins += [o.strip() for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()]
         Path(args.database).parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.setdefault("JWT_SECRET", secrets.token_urlsafe(32))
