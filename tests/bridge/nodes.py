@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -47,10 +47,17 @@ def build_hub(bridge: Bridge, config: HubConfig | None = None) -> Hub:
 
 @asynccontextmanager
 async def bridged_node(
-    redis_url: str, *, config: HubConfig | None = None, **bridge_options: Any
+    redis_url: str,
+    *,
+    config: HubConfig | None = None,
+    setup: Callable[[Hub], None] | None = None,
+    **bridge_options: Any,
 ) -> AsyncIterator[Node]:
+    """A node serving on a free port; ``setup(hub)`` adds what a test needs before."""
     bridge = Bridge(redis_url, **bridge_options)
     hub = build_hub(bridge, config)
+    if setup is not None:
+        setup(hub)
     async with trio.open_nursery() as nursery:
         await nursery.start(bridge.run)
         listeners = await nursery.start(hub.serve, "127.0.0.1", 0)

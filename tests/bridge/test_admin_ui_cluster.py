@@ -7,40 +7,31 @@ through ``fetch_sockets``), what happens on the other node (its feed is broadcas
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 import trio
 
-from server.hub import Socket
+from server.hub import Hub, Socket
 from server.hub.admin import instrument
-from server.hub.bridge import Bridge
 from server.hub.protocol import socketio as sio
-from tests.bridge.nodes import Node, build_hub
+from tests.bridge.nodes import Node, bridged_node
 from tests.bridge.redis_server import RedisServer
 from tests.hub.rawclient import raw_client
 from tests.hub.test_admin_ui import HASH, USER, admin_client, call, events, next_event
 
 
-@asynccontextmanager
-async def admin_node(redis_url: str, server_id: str, mode: str) -> AsyncIterator[Node]:
-    bridge = Bridge(redis_url, mode=mode)
-    hub = build_hub(bridge)
+def admin_node(redis_url: str, server_id: str, mode: str) -> AbstractAsyncContextManager[Node]:
+    """A bridged node, instrumented, whose clients may ask for their rooms."""
 
-    @hub.on("rooms")
-    def rooms(socket: Socket) -> list[str]:
-        return sorted(socket.rooms)
+    def setup(hub: Hub) -> None:
+        @hub.on("rooms")
+        def rooms(socket: Socket) -> list[str]:
+            return sorted(socket.rooms)
 
-    instrument(hub, auth=(USER, HASH), server_id=server_id)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(bridge.run)
-        listeners = await nursery.start(hub.serve, "127.0.0.1", 0)
-        port = listeners[0].socket.getsockname()[1]
-        try:
-            yield Node(hub, bridge, f"http://127.0.0.1:{port}")
-        finally:
-            nursery.cancel_scope.cancel()
+        instrument(hub, auth=(USER, HASH), server_id=server_id)
+
+    return bridged_node(redis_url, setup=setup, mode=mode)
 
 
 @pytest.mark.parametrize("mode", ["pubsub", "streams"])
