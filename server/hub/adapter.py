@@ -226,8 +226,9 @@ class LocalAdapter:
     def __init__(self, emitter: SocketEmitter, recovery: RecoveryStore | None = None) -> None:
         self.emitter = emitter
         self.recovery = recovery
-        #: room -> socket ids in it
-        self.rooms: dict[str, set[str]] = {}
+        #: room -> socket ids in it, in the order they joined (a dict as an ordered set): a
+        #: broadcast writes to them in that order (see :meth:`selected`)
+        self.rooms: dict[str, dict[str, None]] = {}
         #: socket id -> its rooms (its own id among them): every socket connected here
         self.sids: dict[str, set[str]] = {}
 
@@ -239,7 +240,7 @@ class LocalAdapter:
             if room in mine:
                 continue
             mine.add(room)
-            self.rooms.setdefault(room, set()).add(sid)
+            self.rooms.setdefault(room, {})[sid] = None
             if observers:
                 self._tell(observers, True, room, sid)
 
@@ -250,7 +251,7 @@ class LocalAdapter:
         mine.discard(room)
         members = self.rooms.get(room)
         if members is not None:
-            members.discard(sid)
+            members.pop(sid, None)
             if not members:
                 del self.rooms[room]
         observers = self.emitter.observers
@@ -262,7 +263,7 @@ class LocalAdapter:
         for room in mine:
             members = self.rooms.get(room)
             if members is not None:
-                members.discard(sid)
+                members.pop(sid, None)
                 if not members:
                     del self.rooms[room]
         observers = self.emitter.observers

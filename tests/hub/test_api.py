@@ -11,6 +11,7 @@ import trio.lowlevel
 
 from server.hub import AckTimeout, ConnectRefused, Disconnected, Hub, Socket
 from server.hub.protocol import socketio as sio
+from server.hub.selection import BroadcastOptions
 from tests.hub.conftest import serving
 from tests.hub.rawclient import raw_client
 
@@ -199,6 +200,27 @@ async def test_rooms_to_except_broadcast_and_socket_to() -> None:
         hub.emit("last")
         for client in (a, b, c):
             assert await client.receive_event("last", timeout=2) == []
+
+
+async def test_a_room_is_written_to_in_the_order_its_sockets_joined() -> None:
+    """Join order, as Node's rooms (sets in insertion order) give it. A hash order spread each
+    broadcast's writes over every client process at once, which then preempted one another
+    on a small machine (the fan-out's p99 went from ~1.0 to ~0.84 of Node's with this)."""
+    hub = Hub()
+    async with serving(hub) as url:
+        clients = [raw_client(url) for _ in range(6)]
+        async with clients[0], clients[1], clients[2], clients[3], clients[4], clients[5]:
+            sockets = list(hub.main.sockets.values())
+            order = [sockets[i] for i in (3, 0, 5, 1, 4, 2)]
+            for socket in order:
+                socket.join("room")
+            room = BroadcastOptions(rooms=frozenset({"room"}))
+            selected = list(hub.main.adapter.selected(room))
+            assert selected == [s.id for s in order]
+            order[0].leave("room")
+            order[0].join("room")  # back, at the end
+            selected = list(hub.main.adapter.selected(room))
+            assert selected == [s.id for s in order[1:] + order[:1]]
 
 
 async def test_fetch_join_leave_and_disconnect_sockets() -> None:
