@@ -32,6 +32,12 @@ def build_hub(max_queue: int, adapter_factory: AdapterFactory | None = None, **o
         ping_timeout=20.0,
         max_queue=max_queue,
         cors_origins=("*",),
+        # every bench client comes from 127.0.0.1, as every client comes from the proxy
+        # behind one: no per-address cap on connections still handshaking or not yet joined
+        # (with the default 128, a thousand clients connecting at once met a few 503s; the
+        # other servers have no such cap)
+        max_handshaking_per_address=0,
+        max_unjoined_per_address=0,
         **options,
     )
 
