@@ -21,7 +21,7 @@ import trio
 from server.hub.adapter import Adapter, AdapterFactory, ChildrenAdapter, RoomObserver, SocketLike
 from server.hub.broadcast import BroadcastOperator
 from server.hub.config import HubConfig
-from server.hub.engine import Wire
+from server.hub.engine import DirectWrites, Session, Wire, current_ticker
 from server.hub.engine.ids import random_id
 from server.hub.errors import ConnectRefused, RecoveryDeclined
 from server.hub.handlers import Handler, call, without
@@ -86,6 +86,11 @@ class Namespace:
         self.config = config
         self.stats = stats
         self.sockets: dict[str, Socket] = {}
+        #: Each socket's Engine.IO session, by socket id: what a broadcast writes to. A
+        #: broadcast to 1,000 sockets touches 1,000 of these and nothing else per socket
+        #: (through ``socket.client.session`` it cost ~1.4 µs more per delivery: two more
+        #: objects per socket, cold in the cache between two system calls).
+        self._sessions: dict[str, Session] = {}
         self._handlers: dict[str, Handler] = {}
         self._any: list[Handler] = []
         self._middlewares: list[Middleware] = []
@@ -275,6 +280,7 @@ class Namespace:
         client.joined()
         client.attach(socket)
         self.sockets[socket.id] = socket
+        self._sessions[socket.id] = client.session
         adapter = self._adapter
         adapter.add_all(socket.id, (socket.id,))
         answer = {"sid": socket.id} if socket.pid is None else {"sid": socket.id, "pid": socket.pid}
@@ -315,6 +321,7 @@ class Namespace:
         socket.connected = False
         self._adapter.delete_all(socket.id)
         self.sockets.pop(socket.id, None)
+        self._sessions.pop(socket.id, None)
         self._outgoing.discard(socket)
         socket.client.detach(socket)
         socket.fail_acks()
@@ -361,14 +368,35 @@ class Namespace:
         volatile: bool = False,
         data: list[Any] | None = None,
     ) -> int:
+        # two passes: every recipient is looked at, then the idle ones are written to
+        with DirectWrites(wire.frames, current_ticker()) as batch:
+            if self._outgoing and data is not None:
+                return self._send_watched(sids, wire, volatile, data, batch)
+            sessions = self._sessions
+            count = 0
+            for sid in sids:
+                session = sessions.get(sid)
+                if session is not None and session.send(wire, volatile, batch):
+                    count += 1
+            return count
+
+    def _send_watched(
+        self,
+        sids: Iterable[str],
+        wire: Wire,
+        volatile: bool,
+        data: list[Any],
+        batch: DirectWrites,
+    ) -> int:
+        """:meth:`send` when some sockets listen to their outgoing packets."""
         sockets = self.sockets
         watching = self._outgoing
         count = 0
         for sid in sids:
             socket = sockets.get(sid)
-            if socket is not None and socket.client.session.send(wire, volatile=volatile):
+            if socket is not None and socket.client.session.send(wire, volatile, batch):
                 count += 1
-                if watching and data is not None and socket in watching:
+                if socket in watching:
                     socket.outgoing(data)
         return count
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket as stdsocket
 from typing import Any
@@ -321,3 +322,110 @@ async def test_gathered_frames_of_a_connection_that_ended_are_not_written() -> N
         received += chunk
     assert b"first" in received and b"second" not in received
     theirs.close()
+
+
+def peer_bytes(peer: stdsocket.socket) -> bytes:
+    """What ``peer`` can read right now, without waiting."""
+    received = b""
+    while True:
+        try:
+            chunk = peer.recv(1 << 20, stdsocket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return received
+        if not chunk:
+            return received
+        received += chunk
+
+
+async def test_a_broadcast_writes_once_every_recipient_was_looked_at_and_keeps_order() -> None:
+    """The two passes of a broadcast: inside the batch nothing is written yet; frames sent
+    to the same connection meanwhile (past the gathering bounds, too) wait for the tick's
+    end, so they arrive after the batch's, in order."""
+    from server.hub.engine import DirectWrites, EngineConfig, Wire
+    from server.hub.engine.ticks import GATHER_COUNT, current_ticker
+
+    pairs = [stdsocket.socketpair() for _ in range(3)]
+    streams = [trio.SocketStream(trio.socket.from_stdlib_socket(ours)) for ours, _ in pairs]
+    transports = [WebSocketTransport(stream, EngineConfig(), b"") for stream in streams]
+    await trio.lowlevel.checkpoint()  # a tick of its own: no transport has written in it
+    first = Wire.messages(["first"])
+    later = [Wire.messages([f"later {n}"]) for n in range(GATHER_COUNT + 10)]
+    with DirectWrites(first.frames, current_ticker()) as batch:
+        for transport in transports:
+            assert transport.try_write(first, batch)
+        assert all(peer_bytes(theirs) == b"" for _, theirs in pairs)
+        for wire in later:  # the same tick: gathered, and past the bounds, kept
+            assert transports[0].try_write(wire)
+        assert peer_bytes(pairs[0][1]) == b""
+    assert [peer_bytes(theirs) for _, theirs in pairs[1:]] == [first.frames] * 2
+    assert peer_bytes(pairs[0][1]) == first.frames
+    await trio.sleep(0.01)  # the tick is over: the ticker writes what was gathered
+    assert peer_bytes(pairs[0][1]) == b"".join(wire.frames for wire in later)
+    for stream in streams:
+        await stream.aclose()
+    for _, theirs in pairs:
+        theirs.close()
+
+
+async def test_what_a_broadcast_could_not_write_goes_out_through_the_writer() -> None:
+    """A recipient whose socket is full when the batch writes: the frames wait for its
+    writer, go out first once the client reads, and whole; the other recipient got its
+    frames at once."""
+    from server.hub.engine import DirectWrites, EngineConfig, Wire
+    from server.hub.engine.ticks import current_ticker
+
+    full_ours, full_theirs = stdsocket.socketpair()
+    idle_ours, idle_theirs = stdsocket.socketpair()
+    full_ours.setblocking(False)
+    filler = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            filler += full_ours.send(b"f" * 65536)
+    full = WebSocketTransport(
+        trio.SocketStream(trio.socket.from_stdlib_socket(full_ours)), EngineConfig(), b""
+    )
+    idle = WebSocketTransport(
+        trio.SocketStream(trio.socket.from_stdlib_socket(idle_ours)), EngineConfig(), b""
+    )
+    wire = Wire.messages(["m" * 10_000])
+    async with trio.open_nursery() as nursery:
+        full.attach(nursery)
+        idle.attach(nursery)
+        await trio.lowlevel.checkpoint()
+        with DirectWrites(wire.frames, current_ticker()) as batch:
+            assert full.try_write(wire, batch) and idle.try_write(wire, batch)
+        assert peer_bytes(idle_theirs) == wire.frames
+        assert not full.try_write(wire)  # its rest waits for the writer: nothing jumps it
+        received = b""
+        with trio.fail_after(5):
+            while len(received) < filler + len(wire.frames):
+                received += peer_bytes(full_theirs)
+                await trio.sleep(0.001)
+        assert received == b"f" * filler + wire.frames
+        assert full.writer_writes == 0 and full.direct_writes == 1  # counted as direct
+        nursery.cancel_scope.cancel()
+    for sock in (full_theirs, idle_theirs):
+        sock.close()
+
+
+async def test_a_broadcast_writes_a_chunk_of_recipients_at_a_time() -> None:
+    """The first recipients do not wait for the last to be looked at: every DIRECT_CHUNK
+    recipients the batch writes; the rest go out when it ends."""
+    from server.hub.engine import DirectWrites, EngineConfig, Wire
+    from server.hub.engine.ticks import DIRECT_CHUNK, current_ticker
+
+    pairs = [stdsocket.socketpair() for _ in range(DIRECT_CHUNK + 1)]
+    streams = [trio.SocketStream(trio.socket.from_stdlib_socket(ours)) for ours, _ in pairs]
+    transports = [WebSocketTransport(stream, EngineConfig(), b"") for stream in streams]
+    await trio.lowlevel.checkpoint()
+    wire = Wire.messages(["chunked"])
+    with DirectWrites(wire.frames, current_ticker()) as batch:
+        for transport in transports:
+            assert transport.try_write(wire, batch)
+        received = [peer_bytes(theirs) for _, theirs in pairs]
+        assert received == [wire.frames] * DIRECT_CHUNK + [b""]
+    assert peer_bytes(pairs[-1][1]) == wire.frames
+    for stream in streams:
+        await stream.aclose()
+    for _, theirs in pairs:
+        theirs.close()

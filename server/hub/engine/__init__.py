@@ -3,9 +3,11 @@
 from server.hub.engine.config import EngineConfig
 from server.hub.engine.server import EngineServer, Handoff
 from server.hub.engine.session import RequestInfo, Session, SessionHandler
+from server.hub.engine.ticks import DirectWrites, current_ticker
 from server.hub.engine.wire import Wire
 
 __all__ = [
+    "DirectWrites",
     "EngineConfig",
     "EngineServer",
     "Handoff",
@@ -13,4 +15,5 @@ __all__ = [
     "Session",
     "SessionHandler",
     "Wire",
+    "current_ticker",
 ]

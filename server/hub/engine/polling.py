@@ -19,6 +19,7 @@ from server.hub.engine.exchange import (
     Server,
 )
 from server.hub.engine.session import RequestInfo, Session, contain
+from server.hub.engine.ticks import DirectWrites
 from server.hub.engine.wire import Wire
 from server.hub.protocol import ProtocolError
 from server.hub.protocol import engineio as eio
@@ -41,7 +42,7 @@ class PollingTransport:
     def notify(self) -> None:
         pass  # the session wakes a pending GET itself
 
-    def try_write(self, wire: Wire) -> bool:
+    def try_write(self, wire: Wire, batch: DirectWrites | None = None) -> bool:
         return False  # a polling response carries everything queued at once
 
     def unread_for(self) -> float:

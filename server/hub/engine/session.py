@@ -39,6 +39,7 @@ from server.hub.protocol import engineio as eio
 if TYPE_CHECKING:
     from server.hub.engine.deadlines import Deadline
     from server.hub.engine.heartbeat import Beating, Heartbeat
+    from server.hub.engine.ticks import DirectWrites
 
 log = logging.getLogger("hub.engine")
 
@@ -72,8 +73,9 @@ class Transport(Protocol):
     def notify(self) -> None:
         """The session has packets queued (or is closing): go and send them."""
 
-    def try_write(self, wire: Wire) -> bool:
-        """Send now, without queueing, if the transport can (see WebSocketTransport)."""
+    def try_write(self, wire: Wire, batch: DirectWrites | None = None) -> bool:
+        """Send now, without queueing, if the transport can (see WebSocketTransport); with
+        ``batch``, as part of a broadcast's writes."""
 
     def unread_for(self) -> float:
         """Seconds the client has left bytes written to it unread without taking any; 0.0
@@ -385,8 +387,18 @@ class Session:
         await self._closed.wait()
 
     # ---- outbound ----------------------------------------------------------------------
-    def send(self, wire: Wire, *, volatile: bool = False, bounded: bool = True) -> bool:
+    def send(
+        self,
+        wire: Wire,
+        volatile: bool = False,
+        batch: DirectWrites | None = None,
+        *,
+        bounded: bool = True,
+    ) -> bool:
         """Queue packets for the client; never waits.
+
+        ``batch``: a broadcast's :class:`~server.hub.engine.ticks.DirectWrites`, which writes
+        to the idle connections once every recipient has been looked at.
 
         Returns False when nothing was queued: the session is closing, or the packet was
         volatile and the queue is full. A full queue and a non-volatile packet close the
@@ -396,7 +408,7 @@ class Session:
         """
         if not self._open:
             return False
-        if not self.queue and self.transport.try_write(wire):
+        if not self.queue and self.transport.try_write(wire, batch):
             self.packets_out += wire.count
             return True
         config = self.config

@@ -36,7 +36,7 @@ from wsproto.utilities import LocalProtocolError
 from server.hub.engine.config import EngineConfig
 from server.hub.engine.flag import Flag
 from server.hub.engine.session import Session
-from server.hub.engine.ticks import GATHER_BYTES, GATHER_COUNT, current_ticker
+from server.hub.engine.ticks import GATHER_BYTES, GATHER_COUNT, DirectWrites, current_ticker
 from server.hub.engine.wire import OP_TEXT, Wire, ws_frame
 
 log = logging.getLogger("hub.engine")
@@ -82,6 +82,35 @@ def unread_bytes(fd: int) -> int | None:
 
 class WebSocketTransport:
     name = "websocket"
+
+    # slots: an idle connection holds one of these, and a broadcast reads several of its
+    # fields per recipient; without an instance dict it is smaller and one block of memory
+    __slots__ = (
+        "_close_frame",
+        "_control",
+        "_fd",
+        "_finished",
+        "_flush_deadline",
+        "_gathered",
+        "_gathered_bytes",
+        "_kicked",
+        "_nursery",
+        "_partial",
+        "_progress_at",
+        "_send_scope",
+        "_tick",
+        "_ticker",
+        "_writer_running",
+        "_writing",
+        "config",
+        "direct_writes",
+        "peer_closed",
+        "prelude",
+        "session",
+        "stream",
+        "writer_writes",
+        "ws",
+    )
 
     def __init__(self, stream: trio.abc.Stream, config: EngineConfig, trailing: bytes) -> None:
         self.stream = stream
@@ -134,11 +163,12 @@ class WebSocketTransport:
             if self._send_scope is not None:
                 self._send_scope.deadline = self._flush_deadline
 
-    def try_write(self, wire: Wire) -> bool:
+    def try_write(self, wire: Wire, batch: DirectWrites | None = None) -> bool:
         """Write ``wire`` at once if the connection is idle; False if it must be queued.
 
         True means its frames are the socket's now: written whole, or written in part with
-        the rest kept as the writer's first job.
+        the rest kept as the writer's first job. With ``batch`` (a broadcast's), the write
+        is the batch's: made when it ends, before anything else can reach this socket.
         """
         if (
             self._fd is None
@@ -161,8 +191,15 @@ class WebSocketTransport:
             self._gathered_bytes += len(frames)
             self.direct_writes += 1
             ticker.stats["gathered"] += 1
-            if self._gathered_bytes >= GATHER_BYTES or len(gathered) >= GATHER_COUNT:
+            if (
+                self._gathered_bytes >= GATHER_BYTES or len(gathered) >= GATHER_COUNT
+            ) and not ticker.batching:
                 self.flush_gathered()
+            return True
+        if batch is not None:
+            batch.add(self, self._fd)
+            self.direct_writes += 1
+            self._tick = ticker.tick
             return True
         try:
             written = os.write(self._fd, frames)
@@ -178,6 +215,12 @@ class WebSocketTransport:
             self._partial = frames[written:]
             self._kick()
         return True
+
+    def left_unwritten(self, rest: bytes) -> None:
+        """A broadcast's batch wrote only part of its frames (or none): ``rest`` goes out
+        first, through the writer (which meets the error, if the socket is broken)."""
+        self._partial = rest
+        self._kick()
 
     def unread_for(self) -> float:
         """Seconds since the client last took a whole write, while its socket holds bytes
