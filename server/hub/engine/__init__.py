@@ -1,4 +1,4 @@
-"""Engine.IO v4 over Trio: sessions, heartbeat, long-polling (h11) and WebSocket (wsproto)."""
+"""Engine.IO v4 over Trio: sessions, heartbeat, long-polling (h11) and WebSocket (our frames)."""
 
 from server.hub.engine.config import EngineConfig
 from server.hub.engine.server import EngineServer, Handoff

@@ -1,4 +1,4 @@
-"""The Engine.IO server: one Trio listener serving long-polling (h11) and WebSocket (wsproto).
+"""The Engine.IO server: one Trio listener serving long-polling (h11) and WebSocket.
 
 Task tree::
 

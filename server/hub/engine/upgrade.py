@@ -14,7 +14,6 @@ from functools import partial
 
 import h11
 import trio
-from wsproto.utilities import generate_accept_token
 
 from server.hub.engine.config import EngineConfig
 from server.hub.engine.exchange import (
@@ -26,8 +25,9 @@ from server.hub.engine.exchange import (
     Server,
     Switched,
 )
+from server.hub.engine.frames import CLOSE_NO_STATUS, CLOSE_PROTOCOL_ERROR, accept_token
 from server.hub.engine.session import RequestInfo, Session
-from server.hub.engine.websocket import CLOSE_NO_STATUS, CLOSE_PROTOCOL_ERROR, WebSocketTransport
+from server.hub.engine.websocket import WebSocketTransport
 from server.hub.engine.wire import Wire
 from server.hub.protocol import ProtocolError
 from server.hub.protocol import engineio as eio
@@ -84,7 +84,7 @@ async def _accept(
 ) -> WebSocketTransport:
     """The handshake's answer (101), and the transport of the WebSocket it opens. Sent at
     once, or (``now=False``) by the transport together with its first packet."""
-    accept = generate_accept_token(key.encode("latin-1"))
+    accept = accept_token(key.encode("latin-1"))
     response = h11.InformationalResponse(
         status_code=101,
         headers=[

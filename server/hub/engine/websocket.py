@@ -1,4 +1,5 @@
-"""The WebSocket transport: wsproto parses what the client sends; we frame what we send.
+"""The WebSocket transport: the client's frames read by :mod:`.frames`, ours built by
+:func:`~server.hub.engine.wire.ws_frame`.
 
 One reader (the connection's task) per connection, and a writer task only while one is
 needed.
@@ -27,26 +28,25 @@ import termios
 from collections.abc import Awaitable, Callable
 
 import trio
-from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
-from wsproto.events import Event as WsEvent
-from wsproto.frame_protocol import CloseReason
-from wsproto.utilities import LocalProtocolError
 
 from server.hub.engine.config import EngineConfig
 from server.hub.engine.flag import Flag
+from server.hub.engine.frames import (
+    CLOSE_NORMAL,
+    CLOSE_TOO_BIG,
+    Close,
+    FrameError,
+    FrameReader,
+    Ping,
+    close_frame,
+    pong_frame,
+)
 from server.hub.engine.session import Session
 from server.hub.engine.ticks import GATHER_BYTES, GATHER_COUNT, DirectWrites, current_ticker
 from server.hub.engine.wire import OP_TEXT, Wire, ws_frame
 
 log = logging.getLogger("hub.engine")
 
-CLOSE_NORMAL = 1000
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_TOO_BIG = 1009
-#: A close frame without a status code (the peer reports 1005): what Node's server sends
-#: when it closes a WebSocket it will not use, such as a second one for an upgraded sid.
-CLOSE_NO_STATUS = CloseReason.NO_STATUS_RCVD
 #: How long a closing server waits for the client's close frame before dropping the TCP.
 CLOSE_GRACE = 1.0
 #: Once the session is closing, what is left to write (queued packets, the close frame) must
@@ -104,18 +104,19 @@ class WebSocketTransport:
         "_writing",
         "config",
         "direct_writes",
+        "frames",
         "peer_closed",
         "prelude",
         "session",
         "stream",
         "writer_writes",
-        "ws",
     )
 
     def __init__(self, stream: trio.abc.Stream, config: EngineConfig, trailing: bytes) -> None:
         self.stream = stream
         self.config = config
-        self.ws = Connection(ConnectionType.SERVER, trailing_data=trailing)
+        #: The client's frames (the bytes read with the upgrade request first).
+        self.frames = FrameReader(config.max_payload, trailing)
         #: Set once this connection carries the session's packets.
         self.session: Session | None = None
         self._control: list[bytes] = []
@@ -286,11 +287,8 @@ class WebSocketTransport:
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Send a close frame after what is already queued, then end the connection."""
-        if self._close_frame is None and self.ws.state is ConnectionState.OPEN:
-            try:
-                self._close_frame = self.ws.send(CloseConnection(code=code, reason=reason))
-            except LocalProtocolError:
-                self._close_frame = b""
+        if self._close_frame is None:  # b"": one was sent (or the peer's answered)
+            self._close_frame = close_frame(code, reason)
         self._finished = True
         self._closing()
         self._kick()
@@ -386,21 +384,15 @@ class WebSocketTransport:
         connection waits in this frame alone, not under the stream's layers of coroutines.
         While it waits it holds nothing of what it read before (a client that sent one
         large message and then went idle does not keep it in memory)."""
-        text: list[str] = []
-        data: list[bytes] = []
-        size = 0
-        limit = self.config.max_payload
         delivered = 0
-        ws = self.ws
+        frames = self.frames
         chunk: bytes | None = None
-        event: WsEvent | None = None
-        part: str | bytes | bytearray | None = None
-        frame: str | bytes | None = None
+        item: str | bytes | Ping | Close | None = None
         try:
             first = True
             while True:
                 if not first:  # bytes that came with the upgrade request are parsed first
-                    chunk = event = part = frame = None
+                    chunk = item = None
                     fd = self._fd
                     if fd is None:  # not a socket's stream (the tests' in-memory streams)
                         chunk = bytes(await self.stream.receive_some(READ_SIZE))
@@ -422,44 +414,29 @@ class WebSocketTransport:
                             await trio.lowlevel.cancel_shielded_checkpoint()
                     if not chunk:
                         return "transport close"
-                    ws.receive_data(chunk)
+                    frames.feed(chunk)
                 first = False
-                for event in ws.events():
-                    if isinstance(event, TextMessage | BytesMessage):
-                        part = event.data
-                        if isinstance(part, str) and not part.isascii():
-                            # max_payload is in bytes; wsproto hands text over decoded
-                            size += len(part.encode("utf-8"))
-                        else:
-                            size += len(part)
-                        if size > limit:
-                            self.close(CLOSE_TOO_BIG, "Max payload size exceeded")
-                            return "transport error"
-                        if isinstance(part, str):
-                            text.append(part)
-                        else:
-                            data.append(bytes(part))
-                        if event.message_finished:
-                            frame = "".join(text) if text else b"".join(data)
-                            text.clear()
-                            data.clear()
-                            size = 0
-                            stop = await on_frame(frame)
+                try:
+                    while (item := frames.next()) is not None:
+                        if isinstance(item, str | bytes):
+                            stop = await on_frame(item)
                             if stop is not None:
                                 return stop
                             delivered += 1
                             if delivered % READ_SLICE == 0:
                                 await trio.lowlevel.checkpoint()
-                    elif isinstance(event, Ping):
-                        self._control.append(ws.send(event.response()))
-                        self._kick()
-                    elif isinstance(event, CloseConnection):
-                        if ws.state is ConnectionState.REMOTE_CLOSING:
-                            self._control.append(ws.send(event.response()))
+                        elif isinstance(item, Ping):
+                            self._control.append(pong_frame(item.payload))
+                            self._kick()
+                        else:  # the peer's close: answered with its code, unless we began
+                            if self._close_frame is None:
+                                self._control.append(close_frame(item.code, item.reason))
+                                self._close_frame = b""
                             self.finish()
-                        else:  # wsproto found a framing error: close with its code
-                            self.close(event.code, event.reason or "")
-                        return "transport close"
+                            return "transport close"
+                except FrameError as error:
+                    self.close(error.code, error.reason)
+                    return "transport error" if error.code == CLOSE_TOO_BIG else "transport close"
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return "transport error"
         finally:
