@@ -368,7 +368,9 @@ class Namespace:
         volatile: bool = False,
         data: list[Any] | None = None,
     ) -> int:
-        # two passes: every recipient is looked at, then the idle ones are written to
+        if not self._sessions:
+            return 0  # (and nothing asks for this run's ticker, as outside a Trio run)
+        # two passes per chunk of recipients: each is looked at, then the idle ones written to
         with DirectWrites(wire.frames, current_ticker()) as batch:
             if self._outgoing and data is not None:
                 return self._send_watched(sids, wire, volatile, data, batch)

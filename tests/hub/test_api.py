@@ -395,3 +395,12 @@ async def test_packets_in_the_wrong_state_close_the_connection(packet: str) -> N
         assert ack_id is None
         assert len(await hub.fetch_sockets()) == 1
     assert hub.stats["parse_errors"] == 1
+
+
+def test_a_broadcast_with_no_socket_needs_no_trio_run() -> None:
+    """Before the hub serves (or in a plain function of a program that has not started
+    Trio yet), an emit reaches no one and says so, as it did before broadcasts wrote in
+    batches tied to the run's ticker."""
+    hub = Hub()
+    assert hub.emit("news", 1) == 0
+    assert hub.to("room").emit("news", 2) == 0

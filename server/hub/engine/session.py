@@ -398,7 +398,7 @@ class Session:
         """Queue packets for the client; never waits.
 
         ``batch``: a broadcast's :class:`~server.hub.engine.ticks.DirectWrites`, which writes
-        to the idle connections once every recipient has been looked at.
+        to the idle connections a chunk of recipients at a time.
 
         Returns False when nothing was queued: the session is closing, or the packet was
         volatile and the queue is full. A full queue and a non-volatile packet close the
