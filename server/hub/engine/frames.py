@@ -21,9 +21,22 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
+from server.hub.engine.wire import OP_BINARY, OP_TEXT, ws_frame
+
+__all__ = [
+    "OP_BINARY",
+    "OP_TEXT",
+    "Close",
+    "FrameError",
+    "FrameReader",
+    "Ping",
+    "accept_token",
+    "close_frame",
+    "pong_frame",
+    "unmask",
+]
+
 OP_CONTINUATION = 0x0
-OP_TEXT = 0x1
-OP_BINARY = 0x2
 OP_CLOSE = 0x8
 OP_PING = 0x9
 OP_PONG = 0xA
@@ -84,13 +97,12 @@ def close_frame(code: int | None, reason: str = "") -> bytes:
     """A close frame to send: with ``code`` and ``reason`` (cut to fit a control frame), or
     empty for no code (None, 1005)."""
     if code is None or code == CLOSE_NO_STATUS:
-        return bytes((0x80 | OP_CLOSE, 0))
-    payload = code.to_bytes(2, "big") + reason.encode("utf-8")[:123]
-    return bytes((0x80 | OP_CLOSE, len(payload))) + payload
+        return ws_frame(b"", OP_CLOSE)
+    return ws_frame(code.to_bytes(2, "big") + reason.encode("utf-8")[:123], OP_CLOSE)
 
 
 def pong_frame(payload: bytes) -> bytes:
-    return bytes((0x80 | OP_PONG, len(payload))) + payload
+    return ws_frame(payload, OP_PONG)
 
 
 def _decode(data: bytes, what: str) -> str:
