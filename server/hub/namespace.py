@@ -370,36 +370,21 @@ class Namespace:
     ) -> int:
         if not self._sessions:
             return 0  # (and nothing asks for this run's ticker, as outside a Trio run)
+        sessions = self._sessions
+        watching = self._outgoing
+        # for the outgoing listeners, if any socket has some
+        outgoing = data if watching else None
+        count = 0
         # two passes per chunk of recipients: each is looked at, then the idle ones written to
         with DirectWrites(wire.frames, current_ticker()) as batch:
-            if self._outgoing and data is not None:
-                return self._send_watched(sids, wire, volatile, data, batch)
-            sessions = self._sessions
-            count = 0
             for sid in sids:
                 session = sessions.get(sid)
                 if session is not None and session.send(wire, volatile, batch):
                     count += 1
-            return count
-
-    def _send_watched(
-        self,
-        sids: Iterable[str],
-        wire: Wire,
-        volatile: bool,
-        data: list[Any],
-        batch: DirectWrites,
-    ) -> int:
-        """:meth:`send` when some sockets listen to their outgoing packets."""
-        sockets = self.sockets
-        watching = self._outgoing
-        count = 0
-        for sid in sids:
-            socket = sockets.get(sid)
-            if socket is not None and socket.client.session.send(wire, volatile, batch):
-                count += 1
-                if socket in watching:
-                    socket.outgoing(data)
+                    if outgoing is not None:
+                        socket = self.sockets[sid]
+                        if socket in watching:
+                            socket.outgoing(outgoing)
         return count
 
     def send_with_acks(
