@@ -14,6 +14,7 @@ from trio_websocket import open_websocket_url
 
 from server.hub import Hub, Socket
 from server.hub.engine import websocket
+from server.hub.engine.ticks import current_ticker
 from server.hub.engine.websocket import WebSocketTransport
 from tests.hub.conftest import serving
 from tests.hub.rawclient import raw_client
@@ -60,8 +61,9 @@ async def test_a_burst_past_max_queue_reaches_a_fast_client_whole() -> None:
             hub.emit("n", n)  # no checkpoint in between
         for n in range(500):
             assert await client.receive_event("n") == [n]
-        transport = transport_of(hub, sockets[0])
-        assert transport.direct_writes >= 500
+        stats = current_ticker().stats  # the fast path's counts (this run's only connection)
+        assert stats["direct"] + stats["gathered"] >= 500
+        assert transport_of(hub, sockets[0]).writer_writes == 0
         assert sockets[0].connected
 
 
@@ -105,9 +107,10 @@ async def test_partial_writes_and_control_frames_keep_every_frame_whole() -> Non
                         nursery.start_soon(ws.ping, str(n).encode())
                         await trio.sleep(0.02)  # read slowly: the socket buffer fills
         transport = transport_of(hub, sockets[0])
+        direct = current_ticker().stats["direct"]
     assert received == list(range(count))
     assert transport.writer_writes > 0, "the slow reader never built a backlog"
-    assert transport.direct_writes > 0
+    assert direct > 0
 
 
 async def test_a_stalled_client_is_closed_and_the_others_receive_everything() -> None:
@@ -276,7 +279,6 @@ async def test_a_burst_to_one_socket_is_gathered_into_one_write() -> None:
     """A packet on an idle connection is written at once; the packets that follow it within
     the same tick (one step of the handler here, as a reader working through a chunk of
     messages) are gathered and written with one call when the tick is over, in order."""
-    from server.hub.engine.ticks import current_ticker
 
     hub = Hub()
 
@@ -304,7 +306,6 @@ async def test_gathered_frames_of_a_connection_that_ended_are_not_written() -> N
     """A connection that ends in the tick in which it gathered frames: the flush at the end
     of the tick writes nothing (its descriptor number may be another connection's by then)."""
     from server.hub.engine import EngineConfig, Wire
-    from server.hub.engine.ticks import current_ticker
 
     ours, theirs = stdsocket.socketpair()
     stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
@@ -342,7 +343,7 @@ async def test_a_broadcast_writes_once_every_recipient_was_looked_at_and_keeps_o
     to the same connection meanwhile (past the gathering bounds, too) wait for the tick's
     end, so they arrive after the batch's, in order."""
     from server.hub.engine import DirectWrites, EngineConfig, Wire
-    from server.hub.engine.ticks import GATHER_COUNT, current_ticker
+    from server.hub.engine.ticks import GATHER_COUNT
 
     pairs = [stdsocket.socketpair() for _ in range(3)]
     streams = [trio.SocketStream(trio.socket.from_stdlib_socket(ours)) for ours, _ in pairs]
@@ -372,7 +373,6 @@ async def test_what_a_broadcast_could_not_write_goes_out_through_the_writer() ->
     writer, go out first once the client reads, and whole; the other recipient got its
     frames at once."""
     from server.hub.engine import DirectWrites, EngineConfig, Wire
-    from server.hub.engine.ticks import current_ticker
 
     full_ours, full_theirs = stdsocket.socketpair()
     idle_ours, idle_theirs = stdsocket.socketpair()
@@ -402,7 +402,8 @@ async def test_what_a_broadcast_could_not_write_goes_out_through_the_writer() ->
                 received += peer_bytes(full_theirs)
                 await trio.sleep(0.001)
         assert received == b"f" * filler + wire.frames
-        assert full.writer_writes == 0 and full.direct_writes == 1  # counted as direct
+        # counted as direct: the rest's write is not a packet of the writer's
+        assert full.writer_writes == 0 and current_ticker().stats["direct"] == 2
         nursery.cancel_scope.cancel()
     for sock in (full_theirs, idle_theirs):
         sock.close()
@@ -412,7 +413,7 @@ async def test_a_broadcast_writes_a_chunk_of_recipients_at_a_time() -> None:
     """The first recipients do not wait for the last to be looked at: every DIRECT_CHUNK
     recipients the batch writes; the rest go out when it ends."""
     from server.hub.engine import DirectWrites, EngineConfig, Wire
-    from server.hub.engine.ticks import DIRECT_CHUNK, current_ticker
+    from server.hub.engine.ticks import DIRECT_CHUNK
 
     pairs = [stdsocket.socketpair() for _ in range(DIRECT_CHUNK + 1)]
     streams = [trio.SocketStream(trio.socket.from_stdlib_socket(ours)) for ours, _ in pairs]
@@ -429,3 +430,31 @@ async def test_a_broadcast_writes_a_chunk_of_recipients_at_a_time() -> None:
         await stream.aclose()
     for _, theirs in pairs:
         theirs.close()
+
+
+async def test_nothing_pending_is_jumped_by_a_direct_write() -> None:
+    """One flag says whether a direct write may go out: anything waiting for the writer
+    (control frames asked for before the connection had a nursery, a close) makes a send
+    wait its turn, and the writer sends what waited first."""
+    from server.hub.engine import EngineConfig, Wire
+    from server.hub.engine.wire import OP_TEXT, ws_frame
+
+    ours, theirs = stdsocket.socketpair()
+    transport = WebSocketTransport(
+        trio.SocketStream(trio.socket.from_stdlib_socket(ours)), EngineConfig(), b""
+    )
+    wire = Wire.messages(["after"])
+    transport.send_text_now("first")  # no nursery yet: the writer is wanted, not running
+    assert not transport.try_write(wire)
+    async with trio.open_nursery() as nursery:
+        transport.attach(nursery)
+        with trio.fail_after(5):
+            while transport._writer_running:  # the writer ends once nothing is left
+                await trio.sleep(0.001)
+        assert peer_bytes(theirs) == ws_frame(b"first", OP_TEXT)
+        assert transport.try_write(wire)  # idle again: written at once
+        assert peer_bytes(theirs) == wire.frames
+        transport.close()
+        assert not transport.try_write(wire)  # closing: nothing goes out after the close
+        nursery.cancel_scope.cancel()
+    theirs.close()

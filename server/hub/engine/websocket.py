@@ -93,7 +93,6 @@ class WebSocketTransport:
         "_flush_deadline",
         "_gathered",
         "_gathered_bytes",
-        "_kicked",
         "_nursery",
         "_partial",
         "_progress_at",
@@ -101,9 +100,7 @@ class WebSocketTransport:
         "_tick",
         "_ticker",
         "_writer_running",
-        "_writing",
         "config",
-        "direct_writes",
         "frames",
         "peer_closed",
         "prelude",
@@ -124,8 +121,10 @@ class WebSocketTransport:
         self._finished = False
         #: The writer task exists only while there is something to write (see _kick).
         self._nursery: trio.Nursery | None = None
+        #: A writer runs, or is wanted (started once attached): something waits that a
+        #: direct write must not jump (a partial write's rest, control frames, the close, the
+        #: session's queue). The one flag a broadcast looks at per recipient.
         self._writer_running = False
-        self._kicked = False
         #: Set when reading has stopped (the peer's close frame, EOF, or an error).
         self.peer_closed = Flag()
         #: The socket for direct writes; None where the stream is not a plain TCP socket.
@@ -134,12 +133,11 @@ class WebSocketTransport:
         self._partial: bytes | None = None
         #: The handshake's 101 response, when it is to go out with the first packet.
         self.prelude: bytes | None = None
-        self._writing = False
         #: The writer's current ``send_all``, so that closing can put a deadline on it.
         self._send_scope: trio.CancelScope | None = None
         self._flush_deadline = math.inf
-        #: Packets that went out by the fast path / through the writer task.
-        self.direct_writes = 0
+        #: Packets that went out through the writer task (the fast path's are counted by the
+        #: ticker: a count per connection would cost every recipient of a broadcast).
         self.writer_writes = 0
         self._ticker = current_ticker()
         #: The tick in which this connection last wrote at once; frames gathered after it in
@@ -171,14 +169,7 @@ class WebSocketTransport:
         the rest kept as the writer's first job. With ``batch`` (a broadcast's), the write
         is the batch's: made when it ends, before anything else can reach this socket.
         """
-        if (
-            self._fd is None
-            or self._writer_running
-            or self._writing
-            or self._partial is not None
-            or self._control
-            or self._finished
-        ):
+        if self._writer_running or self._fd is None:
             return False
         frames = wire.frames
         ticker = self._ticker
@@ -190,7 +181,6 @@ class WebSocketTransport:
                 ticker.gathered(self)
             gathered.append(frames)
             self._gathered_bytes += len(frames)
-            self.direct_writes += 1
             ticker.stats["gathered"] += 1
             if (
                 self._gathered_bytes >= GATHER_BYTES or len(gathered) >= GATHER_COUNT
@@ -199,7 +189,6 @@ class WebSocketTransport:
             return True
         if batch is not None:
             batch.add(self, self._fd)
-            self.direct_writes += 1
             self._tick = ticker.tick
             return True
         try:
@@ -208,7 +197,6 @@ class WebSocketTransport:
             return False
         except OSError:
             return False  # the writer meets the same error and closes the session
-        self.direct_writes += 1
         ticker.stats["direct"] += 1
         self._tick = ticker.tick
         ticker.wrote()
@@ -227,7 +215,7 @@ class WebSocketTransport:
         """Seconds since the client last took a whole write, while its socket holds bytes
         it has not taken; 0.0 when it holds none: the client has read everything it was
         given, and what waits in the session's queue is the hub's own backlog."""
-        if not self._writer_running and self._partial is None:
+        if not self._writer_running:
             return 0.0  # every write so far went through whole
         if self._fd is not None and unread_bytes(self._fd) == 0:
             return 0.0
@@ -248,7 +236,6 @@ class WebSocketTransport:
                 written = 0
             # counted and ticked as any packet written at once (see try_write)
             ticker = self._ticker
-            self.direct_writes += 1
             ticker.stats["direct"] += 1
             self._tick = ticker.tick
             ticker.wrote()
@@ -262,7 +249,7 @@ class WebSocketTransport:
         gathered = self._gathered
         if not gathered:
             return
-        if self._writer_running or self._writing or self._partial is not None:
+        if self._writer_running:
             return  # the writer takes them before anything else
         self._gathered = None
         self._gathered_bytes = 0
@@ -302,8 +289,8 @@ class WebSocketTransport:
         """Run this connection's writer, when it needs one, in ``nursery`` (the connection's,
         which it cancels once the connection is over)."""
         self._nursery = nursery
-        if self._kicked:
-            self._kick()
+        if self._writer_running:  # wanted before there was a nursery to run it in
+            self._start_writer()
 
     def _kick(self) -> None:
         """Something must go out through the writer: start it unless it is running.
@@ -314,11 +301,13 @@ class WebSocketTransport:
         """
         if self._writer_running:
             return
-        if self._nursery is None:
-            self._kicked = True
-            return
         self._writer_running = True
         self._progress_at = trio.current_time()  # a backlog begins: the client's clock runs
+        if self._nursery is not None:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        assert self._nursery is not None
         try:
             self._nursery.start_soon(self._write, name="websocket writer")
         except RuntimeError:  # the connection's nursery has closed: nothing more goes out
@@ -353,7 +342,6 @@ class WebSocketTransport:
                     self._writer_running = False
                     return
                 if chunks:
-                    self._writing = True
                     try:
                         with trio.CancelScope(deadline=self._flush_deadline) as scope:
                             self._send_scope = scope
@@ -361,7 +349,6 @@ class WebSocketTransport:
                         self._progress_at = trio.current_time()
                     finally:
                         self._send_scope = None
-                        self._writing = False
                     if scope.cancelled_caught:
                         log.info("connection cut: the peer did not read its last packets")
                         break
