@@ -13,11 +13,17 @@ import trio.lowlevel
 from trio_websocket import open_websocket_url
 
 from server.hub import Hub, Socket
-from server.hub.engine import websocket
+from server.hub.engine import DirectWrites, EngineConfig, Wire, websocket
 from server.hub.engine.ticks import current_ticker
 from server.hub.engine.websocket import WebSocketTransport
 from tests.hub.conftest import serving
 from tests.hub.rawclient import raw_client
+
+
+def transport_on(ours: stdsocket.socket) -> WebSocketTransport:
+    """A WebSocket transport over our end of a socket pair (no handshake, no session)."""
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+    return WebSocketTransport(stream, EngineConfig(), b"")
 
 
 def transport_of(hub: Hub, socket: Socket) -> WebSocketTransport:
@@ -305,16 +311,14 @@ async def test_a_burst_to_one_socket_is_gathered_into_one_write() -> None:
 async def test_gathered_frames_of_a_connection_that_ended_are_not_written() -> None:
     """A connection that ends in the tick in which it gathered frames: the flush at the end
     of the tick writes nothing (its descriptor number may be another connection's by then)."""
-    from server.hub.engine import EngineConfig, Wire
 
     ours, theirs = stdsocket.socketpair()
-    stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
-    transport = WebSocketTransport(stream, EngineConfig(), b"")
+    transport = transport_on(ours)
     ticker = current_ticker()
     assert transport.try_write(Wire.messages(["first"]))  # written at once
     assert transport.try_write(Wire.messages(["second"]))  # gathered
     flushes = ticker.stats["flushes"]
-    await stream.aclose()
+    await transport.stream.aclose()
     transport.flush_gathered()
     assert ticker.stats["flushes"] == flushes
     theirs.settimeout(1)
@@ -342,12 +346,10 @@ async def test_a_broadcast_writes_once_every_recipient_was_looked_at_and_keeps_o
     """The two passes of a broadcast: inside the batch nothing is written yet; frames sent
     to the same connection meanwhile (past the gathering bounds, too) wait for the tick's
     end, so they arrive after the batch's, in order."""
-    from server.hub.engine import DirectWrites, EngineConfig, Wire
     from server.hub.engine.ticks import GATHER_COUNT
 
     pairs = [stdsocket.socketpair() for _ in range(3)]
-    streams = [trio.SocketStream(trio.socket.from_stdlib_socket(ours)) for ours, _ in pairs]
-    transports = [WebSocketTransport(stream, EngineConfig(), b"") for stream in streams]
+    transports = [transport_on(ours) for ours, _ in pairs]
     await trio.lowlevel.checkpoint()  # a tick of its own: no transport has written in it
     first = Wire.messages(["first"])
     later = [Wire.messages([f"later {n}"]) for n in range(GATHER_COUNT + 10)]
@@ -362,8 +364,8 @@ async def test_a_broadcast_writes_once_every_recipient_was_looked_at_and_keeps_o
     assert peer_bytes(pairs[0][1]) == first.frames
     await trio.sleep(0.01)  # the tick is over: the ticker writes what was gathered
     assert peer_bytes(pairs[0][1]) == b"".join(wire.frames for wire in later)
-    for stream in streams:
-        await stream.aclose()
+    for transport in transports:
+        await transport.stream.aclose()
     for _, theirs in pairs:
         theirs.close()
 
@@ -372,7 +374,6 @@ async def test_what_a_broadcast_could_not_write_goes_out_through_the_writer() ->
     """A recipient whose socket is full when the batch writes: the frames wait for its
     writer, go out first once the client reads, and whole; the other recipient got its
     frames at once."""
-    from server.hub.engine import DirectWrites, EngineConfig, Wire
 
     full_ours, full_theirs = stdsocket.socketpair()
     idle_ours, idle_theirs = stdsocket.socketpair()
@@ -381,12 +382,8 @@ async def test_what_a_broadcast_could_not_write_goes_out_through_the_writer() ->
     with contextlib.suppress(BlockingIOError):
         while True:
             filler += full_ours.send(b"f" * 65536)
-    full = WebSocketTransport(
-        trio.SocketStream(trio.socket.from_stdlib_socket(full_ours)), EngineConfig(), b""
-    )
-    idle = WebSocketTransport(
-        trio.SocketStream(trio.socket.from_stdlib_socket(idle_ours)), EngineConfig(), b""
-    )
+    full = transport_on(full_ours)
+    idle = transport_on(idle_ours)
     wire = Wire.messages(["m" * 10_000])
     async with trio.open_nursery() as nursery:
         full.attach(nursery)
@@ -412,12 +409,10 @@ async def test_what_a_broadcast_could_not_write_goes_out_through_the_writer() ->
 async def test_a_broadcast_writes_a_chunk_of_recipients_at_a_time() -> None:
     """The first recipients do not wait for the last to be looked at: every DIRECT_CHUNK
     recipients the batch writes; the rest go out when it ends."""
-    from server.hub.engine import DirectWrites, EngineConfig, Wire
     from server.hub.engine.ticks import DIRECT_CHUNK
 
     pairs = [stdsocket.socketpair() for _ in range(DIRECT_CHUNK + 1)]
-    streams = [trio.SocketStream(trio.socket.from_stdlib_socket(ours)) for ours, _ in pairs]
-    transports = [WebSocketTransport(stream, EngineConfig(), b"") for stream in streams]
+    transports = [transport_on(ours) for ours, _ in pairs]
     await trio.lowlevel.checkpoint()
     wire = Wire.messages(["chunked"])
     with DirectWrites(wire.frames, current_ticker()) as batch:
@@ -426,8 +421,8 @@ async def test_a_broadcast_writes_a_chunk_of_recipients_at_a_time() -> None:
         received = [peer_bytes(theirs) for _, theirs in pairs]
         assert received == [wire.frames] * DIRECT_CHUNK + [b""]
     assert peer_bytes(pairs[-1][1]) == wire.frames
-    for stream in streams:
-        await stream.aclose()
+    for transport in transports:
+        await transport.stream.aclose()
     for _, theirs in pairs:
         theirs.close()
 
@@ -436,13 +431,10 @@ async def test_nothing_pending_is_jumped_by_a_direct_write() -> None:
     """One flag says whether a direct write may go out: anything waiting for the writer
     (control frames asked for before the connection had a nursery, a close) makes a send
     wait its turn, and the writer sends what waited first."""
-    from server.hub.engine import EngineConfig, Wire
     from server.hub.engine.wire import OP_TEXT, ws_frame
 
     ours, theirs = stdsocket.socketpair()
-    transport = WebSocketTransport(
-        trio.SocketStream(trio.socket.from_stdlib_socket(ours)), EngineConfig(), b""
-    )
+    transport = transport_on(ours)
     wire = Wire.messages(["after"])
     transport.send_text_now("first")  # no nursery yet: the writer is wanted, not running
     assert not transport.try_write(wire)
