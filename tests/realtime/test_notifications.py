@@ -80,10 +80,12 @@ async def test_an_online_assignee_gets_it_live_in_every_tab_once(svc: Service) -
     for tab in tabs:
         await tab.connect()
     try:
-        # the assignment itself (made by Ada) was a notification, waiting
+        # the assignment itself (made by Ada) was a notification, waiting: every tab gets
+        # it before any reads it (a tab whose replay runs after the read is not sent it)
         for tab in tabs:
             (assigned,) = await tab.next("notification")
             assert assigned["type"] == "task_assigned"
+        for tab in tabs:
             assert await tab.call("notificationRead", assigned["id"]) == {"ok": True}
         await update(svc, "ada", task, status="done")
         for tab in tabs:
