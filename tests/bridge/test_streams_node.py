@@ -120,7 +120,8 @@ async def test_a_client_moves_from_node_to_ours_and_back_recovered(
             sid, pid, offset = first.sids["/"], first.pids["/"], first.offsets["/"]
         await trio.sleep(0.3)  # Node writes the session when it sees the socket go
         ours.hub.to("project:1").emit("n", 2)
-        await node_peer.call("emit", rooms=["project:1"], event="n", args=[3])
+        assert await ours.bridge.flush(5)  # 2 is in the stream before 3 (for a moved
+        await node_peer.call("emit", rooms=["project:1"], event="n", args=[3])  # one: below)
         await trio.sleep(0.3)
         # ... recovered on ours
         async with raw_client(ours.url, nsp=None) as second:
@@ -151,3 +152,49 @@ async def test_a_client_moves_from_node_to_ours_and_back_recovered(
             assert sorted(got) == [4, 5]
             listed = await node_peer.call("rooms")
             assert {"id": sid, "rooms": sorted([sid, "project:1"]), "recovered": True} in listed
+
+
+async def test_a_replay_goes_in_the_streams_order_so_node_gives_nothing_twice(
+    redis_server: RedisServer, node_peer: NodePeer
+) -> None:
+    """An entry of ours that Redis moved (the Node node wrote past the id ours chose, as
+    when ours's XADD waits behind it) is replayed in the stream's order, with the id it has
+    there: the client's last offset is the latest of what it got, and a Node node restoring
+    from it gives none of it again."""
+    async with bridged_node(redis_server.url, mode="streams", config=RECOVERY) as ours:
+        await wait_for(lambda: ours.bridge.nodes == 2)
+        await trio.sleep(0.3)
+        async with raw_client(ours.url, auth={"name": "nora"}) as first:
+            await joined(first, "project:1")
+            ours.hub.to("project:1").emit("n", "first")
+            assert await first.receive_event("n") == ["first"]
+            sid, pid, offset = first.sids["/"], first.pids["/"], first.offsets["/"]
+        await wait_for(lambda: sid not in ours.hub.of("/").sockets)
+        log = ours.bridge.log
+        assert log is not None
+        held: list[object] = []
+        log.entries = held.append  # type: ignore[method-assign]  # ours stops reading
+        await node_peer.call("emit", rooms=["project:1"], event="n", args=["node"])
+        await wait_for(lambda: held)  # Node's entry is in the stream
+        ours.bridge.driver.clock_skew_ms -= 5_000  # ours's clock lags Redis's: its id is
+        ours.hub.to("project:1").emit("n", "ours")  # before Node's entry, and Redis moves it
+        await wait_for(lambda: ours.bridge.stats["stream_ids_moved"] == 1)
+        ours.bridge.driver.clock_skew_ms += 5_000
+        del log.entries  # ours reads again
+        for entries in held:
+            log.entries(entries)  # type: ignore[arg-type]
+        async with raw_client(ours.url, nsp=None) as second:
+            answer = await second.connect_namespace("/", {"pid": pid, "offset": offset})
+            assert answer.data == {"sid": sid, "pid": pid}
+            assert await second.receive_event("n") == ["node"]
+            assert await second.receive_event("n") == ["ours"]
+            offset = second.offsets["/"]
+        await wait_for(lambda: sid not in ours.hub.of("/").sockets)
+        await trio.sleep(0.3)
+        async with raw_client(node_peer.url, nsp=None) as third:
+            await third.send_packet(
+                sio.Packet(sio.PacketType.CONNECT, "/", {"pid": pid, "offset": offset})
+            )
+            packet = await third.receive()
+            assert packet.type is sio.PacketType.CONNECT, packet  # nothing again before it
+            assert packet.data["sid"] == sid

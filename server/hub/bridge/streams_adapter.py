@@ -467,8 +467,11 @@ class StreamsRecovery:
                 and streams.should_include(rooms, streams.selection_from(message.data))
             ):
                 chosen[key, message.uid] = message
+        # in the stream's order, each with the id it has there: the client's last offset
+        # is then the latest of what it got (a Node node replays everything after it). An
+        # entry of ours still queued sorts by the id it chose.
         wires = []
-        for message in sorted(chosen.values(), key=lambda m: (m.key, m.id)):
+        for message in sorted(chosen.values(), key=lambda m: (m.id, m.key)):
             try:
                 packet = streams.packet_from(message.data, nsp)
             except WireError:
