@@ -257,6 +257,11 @@ _BRIDGE_COUNTERS = (
     ),
     ("sessions_restored", "Streams mode: sockets restored from a session in Redis."),
     ("sessions_not_restored", "Streams mode: restores refused (unknown, expired, offset gone)."),
+    (
+        "restores_from_lost_entries",
+        "Streams mode: restores whose offset was an entry its node never wrote (killed with "
+        "it queued); the other nodes' entries of that node's last moments are sent again.",
+    ),
 )
 
 

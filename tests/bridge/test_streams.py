@@ -4,7 +4,9 @@ the other."""
 
 from __future__ import annotations
 
+import pytest
 import trio
+from coredis.tokens import PureToken
 
 from server.hub.bridge import streams
 from server.hub.config import HubConfig
@@ -165,6 +167,52 @@ async def test_what_a_node_delivered_out_of_the_streams_order_is_not_given_twice
             assert await again.receive_event("n") == ["missed"]
             two.hub.to("project:1").emit("n", "next")
             assert await again.receive_event("n") == ["next"]
+
+
+@pytest.mark.parametrize("trimmed", [False, True])
+async def test_a_client_whose_last_packet_never_reached_the_stream_is_recovered(
+    redis_server: RedisServer, trimmed: bool
+) -> None:
+    """Node one delivers its own ``L`` and dies before writing it (as if killed with its
+    queue full): the client's offset is in no entry. It is restored all the same, with
+    nothing lost: node one's entries up to ``L`` it had; the others' that node one read
+    after its last entry in the stream (``X``) cannot be told from those it had not, so
+    they come again (at least once, in that window only). Unless the stream was trimmed
+    past the offset: then what it had cannot be told, and it starts afresh."""
+    async with (
+        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as one,
+        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as two,
+    ):
+        await wait_for(lambda: one.bridge.nodes == 2)
+        async with raw_client(one.url, auth={"name": "a"}) as first:
+            await first.emit("join", "project:1", ack=True)
+            await first.receive()
+            one.hub.to("project:1").emit("n", "written")
+            assert await first.receive_event("n") == ["written"]
+            assert await one.bridge.flush(5)
+            two.hub.to("project:1").emit("n", "X")
+            assert await first.receive_event("n") == ["X"]
+            one.bridge.driver.append = lambda *args, **kwargs: None  # type: ignore[method-assign]
+            one.hub.to("project:1").emit("n", "L")  # delivered, never written
+            assert await first.receive_event("n") == ["L"]
+            sid, pid, offset = first.sids["/"], first.pids["/"], first.offsets["/"]
+        await wait_for(lambda: sid not in one.hub.of("/").sockets)
+        two.hub.to("project:1").emit("n", "Y")
+        await trio.sleep(0.2)  # Y and the session are in Redis
+        if trimmed:
+            stream = streams.DEFAULT_STREAM
+            await two.bridge.driver.call(lambda redis: redis.xtrim(stream, PureToken.MAXLEN, 1))
+        async with raw_client(two.url, nsp=None) as again:
+            answer = await again.connect_namespace("/", {"pid": pid, "offset": offset})
+            if trimmed:
+                assert answer.data["sid"] != sid
+                return
+            assert answer.data["sid"] == sid
+            assert await again.receive_event("n") == ["X"]  # again
+            assert await again.receive_event("n") == ["Y"]
+            two.hub.to("project:1").emit("n", "next")
+            assert await again.receive_event("n") == ["next"]
+        assert two.bridge.stats["restores_from_lost_entries"] == 1
 
 
 async def test_what_a_node_had_not_read_yet_is_given_back(redis_server: RedisServer) -> None:

@@ -68,6 +68,7 @@ EXPOSED = (
     ("bridge_stream_ids_moved_total", "counter", ()),
     ("bridge_sessions_restored_total", "counter", ()),
     ("bridge_sessions_not_restored_total", "counter", ()),
+    ("bridge_restores_from_lost_entries_total", "counter", ()),
     ("http_requests_total", "counter", ("method", "route", "status")),
 )
 

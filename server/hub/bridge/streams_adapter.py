@@ -33,7 +33,9 @@ see again a packet it had, which is what Node's own clients get.
 
 What is not recovered: an entry still queued when its node was killed never reached the
 stream (its own clients had it; the others never will); a restore while Redis is down
-fails (the session is in Redis), and the client starts afresh.
+fails (the session is in Redis), and the client starts afresh. A client whose last packet
+was such an entry is restored, but what its node had read of the others' since its last
+entry that did reach the stream is not known: that comes again (at least once, there).
 """
 
 from __future__ import annotations
@@ -397,7 +399,7 @@ class StreamsRecovery:
             return arrived
         entry = await self._entry(offset, node)
         if entry is None:
-            return None
+            return await self._lost(offset, node, arrived)
         key = entry.key
         assert key is not None and entry.id is not None
         if entry.uid == node:
@@ -407,6 +409,41 @@ class StreamsRecovery:
         if entry.id <= read_then:
             return arrived
         return _Had(node, entry.id, seen_before=entry.id)
+
+    async def _lost(self, offset: StreamId, node: str, arrived: _Had) -> _Had | None:
+        """What the client had when its offset is in no entry: one of ``node``'s own that
+        never reached the stream (still queued when the node was killed, or dropped from a
+        full queue). ``node`` delivered its own entries up to it, and the others' it had
+        read when it made it: at least those its last entry in the stream before it had
+        seen. The others' that ``node`` read between the two are not known; they are given
+        back, so a few may come twice and none is lost. None if the stream no longer
+        reaches back to the offset (trimmed)."""
+        assert arrived.own_upto is not None
+        if offset <= max(arrived.others_upto, arrived.own_upto):
+            # not made by ``node`` since the socket came (those are past both): the client
+            # had it before, and what it had then
+            return arrived
+        oldest = await self._range((0, 0), 1)
+        if not oldest or oldest[0].id is None or oldest[0].id > offset:
+            return None
+        stream = self._log.stream
+        entries = await self.adapter.driver.call(
+            lambda client: client.xrevrange(stream, format_id(offset), "-", count=CID_SEARCH)
+        )
+        seen = arrived.others_upto
+        for entry in entries:
+            try:
+                message = streams.decode_entry(entry.identifier, entry.field_values)
+            except WireError:
+                continue
+            assert message.id is not None
+            if message.id <= arrived.others_upto:
+                break
+            if message.uid == node and message.seen is not None:
+                seen = max(seen, message.seen)
+                break
+        self._log.stats["restores_from_lost_entries"] += 1
+        return _Had(node, seen, own_upto=offset)
 
     async def _entry(self, offset: StreamId, node: str) -> ClusterMessage | None:
         """The entry whose writer told its clients ``offset``: its id, or its ``cid``."""
