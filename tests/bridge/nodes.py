@@ -12,6 +12,8 @@ import trio
 from server.hub import Hub, Socket
 from server.hub.bridge import Bridge
 from server.hub.config import HubConfig
+from server.hub.protocol import socketio as sio
+from tests.hub.rawclient import RawClient
 
 
 @dataclass
@@ -72,3 +74,10 @@ async def wait_for(predicate: Any, timeout: float = 5.0, what: str = "condition"
     with trio.fail_after(timeout):
         while not predicate():
             await trio.sleep(0.01)
+
+
+async def joined(client: RawClient, *rooms: str) -> None:
+    """``client`` joins ``rooms`` (the hubs' ``join`` event), answered."""
+    await client.emit("join", *rooms, ack=True)
+    answer = await client.receive()
+    assert answer.type is sio.PacketType.ACK

@@ -11,7 +11,7 @@ import trio
 from server.hub.protocol import socketio as sio
 from server.hub.remote import RemoteSocket
 from tests.bridge.node_peer import NodePeer, emit_with_emitter, node_redis_ready
-from tests.bridge.nodes import bridged_node, wait_for
+from tests.bridge.nodes import bridged_node, joined, wait_for
 from tests.bridge.redis_server import RedisServer
 from tests.hub.rawclient import RawClient, raw_client
 
@@ -25,12 +25,6 @@ async def node_peer(redis_server: RedisServer) -> AsyncIterator[NodePeer]:
         yield peer
     finally:
         peer.stop()
-
-
-async def joined(client: RawClient, *rooms: str) -> None:
-    await client.emit("join", *rooms, ack=True)
-    answer = await client.receive()
-    assert answer.type is sio.PacketType.ACK
 
 
 async def test_messages_cross_both_ways(redis_server: RedisServer, node_peer: NodePeer) -> None:

@@ -4,6 +4,9 @@ the other."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 import trio
 from coredis.tokens import PureToken
@@ -11,11 +14,22 @@ from coredis.tokens import PureToken
 from server.hub.bridge import streams
 from server.hub.config import HubConfig
 from server.hub.remote import RemoteSocket
-from tests.bridge.nodes import bridged_node, wait_for
+from tests.bridge.nodes import Node, bridged_node, joined, wait_for
 from tests.bridge.redis_server import RedisServer
 from tests.hub.rawclient import raw_client
 
 RECOVERY = HubConfig.of(connection_state_recovery=True)
+
+
+@asynccontextmanager
+async def two_nodes(redis_server: RedisServer) -> AsyncIterator[tuple[Node, Node]]:
+    """Two hubs in streams mode, with connection state recovery, that see each other."""
+    async with (
+        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as one,
+        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as two,
+    ):
+        await wait_for(lambda: one.bridge.nodes == 2)
+        yield one, two
 
 
 async def test_broadcasts_requests_and_rooms_cross_nodes(redis_server: RedisServer) -> None:
@@ -27,8 +41,7 @@ async def test_broadcasts_requests_and_rooms_cross_nodes(redis_server: RedisServ
     ):
         await wait_for(lambda: one.bridge.nodes == 2 and two.bridge.nodes == 2)
         for client in (a, b):
-            await client.emit("join", "project:1", ack=True)
-            await client.receive()
+            await joined(client, "project:1")
         one.hub.to("project:1").emit("news", "to all", b"\x01\x02")
         assert await a.receive_event("news") == ["to all", b"\x01\x02"]
         assert await b.receive_event("news") == ["to all", b"\x01\x02"]
@@ -71,14 +84,9 @@ async def test_broadcasts_requests_and_rooms_cross_nodes(redis_server: RedisServ
 async def test_a_client_moved_to_another_node_is_recovered(redis_server: RedisServer) -> None:
     """Cut from node one, the client comes back on node two: same id, its rooms, and every
     event it missed (from either node), in order, once."""
-    async with (
-        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as one,
-        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as two,
-    ):
-        await wait_for(lambda: one.bridge.nodes == 2)
+    async with two_nodes(redis_server) as (one, two):
         async with raw_client(one.url, auth={"name": "a"}) as first:
-            await first.emit("join", "project:1", ack=True)
-            await first.receive()
+            await joined(first, "project:1")
             two.hub.to("project:1").emit("n", 1)
             assert await first.receive_event("n") == [1]
             one.hub.to("project:1").emit("n", 2)
@@ -109,18 +117,14 @@ async def test_a_session_is_kept_in_redis_while_connected(redis_server: RedisSer
     it), yet node two restores the socket from what node one wrote while it was connected,
     with the room it joined last, and what it missed."""
     async with (
-        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as one,
-        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as two,
+        two_nodes(redis_server) as (one, two),
         raw_client(one.url, auth={"name": "a"}) as first,
     ):
-        await wait_for(lambda: one.bridge.nodes == 2)
-        await first.emit("join", "project:1", ack=True)
-        await first.receive()
+        await joined(first, "project:1")
         one.hub.to("project:1").emit("n", 1)
         assert await first.receive_event("n") == [1]
         sid, pid, offset = first.sids["/"], first.pids["/"], first.offsets["/"]
-        await first.emit("join", "project:2", ack=True)
-        await first.receive()
+        await joined(first, "project:2")
         two.hub.to("project:2").emit("n", 2)
         two.hub.to("project:1").emit("n", 3)
         await trio.sleep(0.2)
@@ -139,13 +143,10 @@ async def test_what_a_node_delivered_out_of_the_streams_order_is_not_given_twice
     it, later, though ``R`` is earlier in the stream. The client's last offset is then
     ``R``'s; a restore that replayed everything after it would give ``L`` again."""
     async with (
-        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as one,
-        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as two,
+        two_nodes(redis_server) as (one, two),
         raw_client(one.url, auth={"name": "a"}) as first,
     ):
-        await wait_for(lambda: one.bridge.nodes == 2)
-        await first.emit("join", "project:1", ack=True)
-        await first.receive()
+        await joined(first, "project:1")
         log = one.bridge.log
         assert log is not None
         held: list[object] = []
@@ -179,14 +180,9 @@ async def test_a_client_whose_last_packet_never_reached_the_stream_is_recovered(
     after its last entry in the stream (``X``) cannot be told from those it had not, so
     they come again (at least once, in that window only). Unless the stream was trimmed
     past the offset: then what it had cannot be told, and it starts afresh."""
-    async with (
-        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as one,
-        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as two,
-    ):
-        await wait_for(lambda: one.bridge.nodes == 2)
+    async with two_nodes(redis_server) as (one, two):
         async with raw_client(one.url, auth={"name": "a"}) as first:
-            await first.emit("join", "project:1", ack=True)
-            await first.receive()
+            await joined(first, "project:1")
             one.hub.to("project:1").emit("n", "written")
             assert await first.receive_event("n") == ["written"]
             assert await one.bridge.flush(5)
@@ -220,13 +216,10 @@ async def test_what_a_node_had_not_read_yet_is_given_back(redis_server: RedisSer
     node two's earlier ``X``. The client's offset is ``L``'s; ``X``, before it in the
     stream, is given back (everything after the offset would leave it out)."""
     async with (
-        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as one,
-        bridged_node(redis_server.url, mode="streams", config=RECOVERY) as two,
+        two_nodes(redis_server) as (one, two),
         raw_client(one.url, auth={"name": "a"}) as first,
     ):
-        await wait_for(lambda: one.bridge.nodes == 2)
-        await first.emit("join", "project:1", ack=True)
-        await first.receive()
+        await joined(first, "project:1")
         await trio.sleep(0.1)  # the session with the room is written
         log = one.bridge.log
         assert log is not None

@@ -13,7 +13,7 @@ from server.hub.config import HubConfig
 from server.hub.protocol import socketio as sio
 from server.hub.remote import RemoteSocket
 from tests.bridge.node_peer import NodePeer, node_redis_ready
-from tests.bridge.nodes import bridged_node, wait_for
+from tests.bridge.nodes import bridged_node, joined, wait_for
 from tests.bridge.redis_server import RedisServer
 from tests.hub.rawclient import RawClient, raw_client
 
@@ -29,12 +29,6 @@ async def node_peer(redis_server: RedisServer) -> AsyncIterator[NodePeer]:
         yield peer
     finally:
         peer.stop()
-
-
-async def joined(client: RawClient, *rooms: str) -> None:
-    await client.emit("join", *rooms, ack=True)
-    answer = await client.receive()
-    assert answer.type is sio.PacketType.ACK
 
 
 async def test_one_cluster_with_a_node_streams_server(

@@ -399,7 +399,7 @@ class StreamsRecovery:
             return arrived
         entry = await self._entry(offset, node)
         if entry is None:
-            return await self._lost(offset, node, arrived)
+            return await self._lost(offset, node, read_then)
         key = entry.key
         assert key is not None and entry.id is not None
         if entry.uid == node:
@@ -410,19 +410,14 @@ class StreamsRecovery:
             return arrived
         return _Had(node, entry.id, seen_before=entry.id)
 
-    async def _lost(self, offset: StreamId, node: str, arrived: _Had) -> _Had | None:
+    async def _lost(self, offset: StreamId, node: str, read_then: StreamId) -> _Had | None:
         """What the client had when its offset is in no entry: one of ``node``'s own that
         never reached the stream (still queued when the node was killed, or dropped from a
         full queue). ``node`` delivered its own entries up to it, and the others' it had
         read when it made it: at least those its last entry in the stream before it had
-        seen. The others' that ``node`` read between the two are not known; they are given
-        back, so a few may come twice and none is lost. None if the stream no longer
-        reaches back to the offset (trimmed)."""
-        assert arrived.own_upto is not None
-        if offset <= max(arrived.others_upto, arrived.own_upto):
-            # not made by ``node`` since the socket came (those are past both): the client
-            # had it before, and what it had then
-            return arrived
+        seen (or it had read when the socket came, ``read_then``). The others' it read
+        between the two are not known: they are given back, so a few may come twice and
+        none is lost. None if the stream no longer reaches back to the offset (trimmed)."""
         oldest = await self._range((0, 0), 1)
         if not oldest or oldest[0].id is None or oldest[0].id > offset:
             return None
@@ -430,14 +425,14 @@ class StreamsRecovery:
         entries = await self.adapter.driver.call(
             lambda client: client.xrevrange(stream, format_id(offset), "-", count=CID_SEARCH)
         )
-        seen = arrived.others_upto
+        seen = read_then
         for entry in entries:
             try:
                 message = streams.decode_entry(entry.identifier, entry.field_values)
             except WireError:
                 continue
             assert message.id is not None
-            if message.id <= arrived.others_upto:
+            if message.id <= read_then:
                 break
             if message.uid == node and message.seen is not None:
                 seen = max(seen, message.seen)
