@@ -114,8 +114,9 @@ async def test_a_client_moves_from_node_to_ours_and_back_recovered(
             sid, pid, offset = first.sids["/"], first.pids["/"], first.offsets["/"]
         await trio.sleep(0.3)  # Node writes the session when it sees the socket go
         ours.hub.to("project:1").emit("n", 2)
-        assert await ours.bridge.flush(5)  # 2 is in the stream before 3 (for a moved
-        await node_peer.call("emit", rooms=["project:1"], event="n", args=[3])  # one: below)
+        # 2 is in the stream before 3 (a moved entry has a test of its own, below)
+        assert await ours.bridge.flush(5)
+        await node_peer.call("emit", rooms=["project:1"], event="n", args=[3])
         await trio.sleep(0.3)
         # ... recovered on ours
         async with raw_client(ours.url, nsp=None) as second:
