@@ -286,6 +286,17 @@ def _replayable(message: ClusterMessage, nsp: str) -> bool:
     return not (isinstance(flags, dict) and flags.get("volatile"))
 
 
+def _decoded(entries: Sequence[Any]) -> list[ClusterMessage]:
+    """The stream ``entries`` that can be read (a malformed one is skipped)."""
+    found = []
+    for entry in entries:
+        try:
+            found.append(streams.decode_entry(entry.identifier, entry.field_values))
+        except WireError:
+            continue
+    return found
+
+
 class StreamsRecovery:
     """Connection state recovery of one namespace, in Redis (see the module's text)."""
 
@@ -418,19 +429,11 @@ class StreamsRecovery:
         seen (or it had read when the socket came, ``read_then``). The others' it read
         between the two are not known: they are given back, so a few may come twice and
         none is lost. None if the stream no longer reaches back to the offset (trimmed)."""
-        oldest = await self._range((0, 0), 1)
-        if not oldest or oldest[0].id is None or oldest[0].id > offset:
-            return None
-        stream = self._log.stream
-        entries = await self.adapter.driver.call(
-            lambda client: client.xrevrange(stream, format_id(offset), "-", count=CID_SEARCH)
-        )
+        before = await self._back_from(offset, CID_SEARCH)
+        if not before:
+            return None  # no entry at or before it: the stream was trimmed past it
         seen = read_then
-        for entry in entries:
-            try:
-                message = streams.decode_entry(entry.identifier, entry.field_values)
-            except WireError:
-                continue
+        for message in before:
             assert message.id is not None
             if message.id <= read_then:
                 break
@@ -458,13 +461,15 @@ class StreamsRecovery:
         entries = await self.adapter.driver.call(
             lambda client: client.xrange(stream, first, last, count=count)
         )
-        found = []
-        for entry in entries:
-            try:
-                found.append(streams.decode_entry(entry.identifier, entry.field_values))
-            except WireError:
-                continue
-        return found
+        return _decoded(entries)
+
+    async def _back_from(self, offset: StreamId, count: int) -> list[ClusterMessage]:
+        """The ``count`` entries at or before ``offset``, newest first."""
+        stream, last = self._log.stream, format_id(offset)
+        entries = await self.adapter.driver.call(
+            lambda client: client.xrevrange(stream, last, "-", count=count)
+        )
+        return _decoded(entries)
 
     def missed(self, restored: Restored) -> list[Wire]:
         assert isinstance(restored, StreamRestored)
