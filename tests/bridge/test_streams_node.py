@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 
+from server.hub.bridge.streams import MessageType, decode_entry
 from server.hub.config import HubConfig
 from server.hub.protocol import socketio as sio
 from server.hub.remote import RemoteSocket
@@ -170,7 +171,16 @@ async def test_a_replay_goes_in_the_streams_order_so_node_gives_nothing_twice(
         held: list[object] = []
         log.entries = held.append  # type: ignore[method-assign]  # ours stops reading
         await node_peer.call("emit", rooms=["project:1"], event="n", args=["node"])
-        await wait_for(lambda: held)  # Node's entry is in the stream
+
+        def node_broadcast_in_stream() -> bool:  # not one of Node's heartbeats, nor ours
+            return any(
+                message.type is MessageType.BROADCAST and message.uid != ours.bridge.uid
+                for entries in held
+                for entry in entries  # type: ignore[attr-defined]
+                for message in [decode_entry(entry.identifier, entry.field_values)]
+            )
+
+        await wait_for(node_broadcast_in_stream)
         ours.bridge.driver.clock_skew_ms -= 5_000  # ours's clock lags Redis's: its id is
         ours.hub.to("project:1").emit("n", "ours")  # before Node's entry, and Redis moves it
         await wait_for(lambda: ours.bridge.stats["stream_ids_moved"] == 1)
